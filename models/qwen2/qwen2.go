@@ -1,0 +1,189 @@
+// Package qwen2 is the Qwen2 / Qwen2.5 decoder: grouped-query attention with q/k/v biases,
+// rotate-half RoPE, RMSNorm, SwiGLU MLP, tied or untied lm_head.
+//
+// Tensor names are those of transformers' Qwen2ForCausalLM under a prefix
+// ("language_model." inside TinyLLaVA): model.embed_tokens, model.layers.{i}.*, model.norm, lm_head.
+package qwen2
+
+import (
+	"fmt"
+
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/ml/layers/attention"
+
+	"github.com/switchkd/switchkd/models/layers"
+)
+
+// Config mirrors the fields of a Qwen2 config.json that the forward pass needs.
+type Config struct {
+	VocabSize             int     `json:"vocab_size"`
+	HiddenSize            int     `json:"hidden_size"`
+	IntermediateSize      int     `json:"intermediate_size"`
+	NumHiddenLayers       int     `json:"num_hidden_layers"`
+	NumAttentionHeads     int     `json:"num_attention_heads"`
+	NumKeyValueHeads      int     `json:"num_key_value_heads"`
+	RopeTheta             float64 `json:"rope_theta"`
+	RMSNormEps            float64 `json:"rms_norm_eps"`
+	TieWordEmbeddings     bool    `json:"tie_word_embeddings"`
+	MaxPositionEmbeddings int     `json:"max_position_embeddings"`
+	HiddenAct             string  `json:"hidden_act"`
+}
+
+// Defaults are transformers' Qwen2Config defaults, used for fields a config.json leaves out.
+func Defaults() Config {
+	return Config{VocabSize: 151936, HiddenSize: 4096, IntermediateSize: 22016, NumHiddenLayers: 32,
+		NumAttentionHeads: 32, NumKeyValueHeads: 32, RopeTheta: 10000, RMSNormEps: 1e-6,
+		MaxPositionEmbeddings: 32768, HiddenAct: "silu"}
+}
+
+// HeadDim is hidden_size / num_attention_heads.
+func (c Config) HeadDim() int { return c.HiddenSize / c.NumAttentionHeads }
+
+// Validate checks that the configuration describes a buildable model.
+func (c Config) Validate() error {
+	switch {
+	case c.VocabSize <= 0 || c.HiddenSize <= 0 || c.IntermediateSize <= 0 || c.NumHiddenLayers <= 0:
+		return fmt.Errorf("qwen2 config: vocab_size, hidden_size, intermediate_size and num_hidden_layers must be positive")
+	case c.NumAttentionHeads <= 0 || c.HiddenSize%c.NumAttentionHeads != 0:
+		return fmt.Errorf("qwen2 config: hidden_size %d is not divisible by num_attention_heads %d", c.HiddenSize, c.NumAttentionHeads)
+	case c.NumKeyValueHeads <= 0 || c.NumAttentionHeads%c.NumKeyValueHeads != 0:
+		return fmt.Errorf("qwen2 config: num_attention_heads %d is not divisible by num_key_value_heads %d", c.NumAttentionHeads, c.NumKeyValueHeads)
+	case c.HeadDim()%2 != 0:
+		return fmt.Errorf("qwen2 config: head dimension %d must be even for rotary embeddings", c.HeadDim())
+	case c.HiddenAct != "" && c.HiddenAct != "silu":
+		return fmt.Errorf("qwen2 config: hidden_act %q is not supported (only silu)", c.HiddenAct)
+	case c.RopeTheta <= 0:
+		return fmt.Errorf("qwen2 config: rope_theta must be positive")
+	}
+	return nil
+}
+
+// Tensors lists every tensor the decoder needs, with its shape, under prefix.
+func (c Config) Tensors(prefix string) map[string][]int {
+	h, kv, inter := c.HiddenSize, c.NumKeyValueHeads*c.HeadDim(), c.IntermediateSize
+	t := map[string][]int{
+		prefix + "model.embed_tokens.weight": {c.VocabSize, h},
+		prefix + "model.norm.weight":         {h},
+	}
+	if !c.TieWordEmbeddings {
+		t[prefix+"lm_head.weight"] = []int{c.VocabSize, h}
+	}
+	for i := 0; i < c.NumHiddenLayers; i++ {
+		p := fmt.Sprintf("%smodel.layers.%d.", prefix, i)
+		t[p+"input_layernorm.weight"] = []int{h}
+		t[p+"post_attention_layernorm.weight"] = []int{h}
+		t[p+"self_attn.q_proj.weight"] = []int{h, h}
+		t[p+"self_attn.q_proj.bias"] = []int{h}
+		t[p+"self_attn.k_proj.weight"] = []int{kv, h}
+		t[p+"self_attn.k_proj.bias"] = []int{kv}
+		t[p+"self_attn.v_proj.weight"] = []int{kv, h}
+		t[p+"self_attn.v_proj.bias"] = []int{kv}
+		t[p+"self_attn.o_proj.weight"] = []int{h, h}
+		t[p+"mlp.gate_proj.weight"] = []int{inter, h}
+		t[p+"mlp.up_proj.weight"] = []int{inter, h}
+		t[p+"mlp.down_proj.weight"] = []int{h, inter}
+	}
+	return t
+}
+
+// Embed looks token ids [B, L] (int32) up in the embedding table: [B, L, hidden].
+func Embed(w layers.Weights, prefix string, ids *Node) *Node {
+	return Gather(w(prefix+"model.embed_tokens.weight"), InsertAxes(ids, -1))
+}
+
+// Cache holds the keys and values of every layer, each [B, Len, kvHeads, headDim], and the
+// position (int32 scalar) at which the current inputs are written.
+//
+// A cache with nil K and V is filled by a prefill: the L inputs are written at positions 0..L-1
+// of a fresh cache of length Len. Otherwise the inputs must be one token per row (L = 1),
+// written at Pos. (The go backend has no DynamicUpdateSlice, so the one-token write is a
+// select against a one-hot position mask: O(cache) per layer, small next to the matmuls.)
+type Cache struct {
+	K, V []*Node
+	Pos  *Node
+	Len  int
+}
+
+// Forward runs the decoder over input embeddings [B, L, hidden] at positions [B, L] (int32)
+// and returns the final-normed hidden states [B, L, hidden].
+//
+// Without a cache, attention is causal over the L inputs (mask must then be nil: right-padded
+// batches need no other mask, padded positions are simply never read by real ones). With a
+// cache, keys and values are written at cache.Pos and attention runs over all Lmax cached
+// positions under mask, a boolean [B, L, 1, Lmax] (true = may attend); the updated cache is
+// returned.
+func Forward(w layers.Weights, prefix string, c Config, embeds, positions, mask *Node, cache *Cache) (*Node, *Cache) {
+	x := embeds
+	cos, sin := layers.RotaryCosSin(positions, c.HeadDim(), c.RopeTheta)
+	var next *Cache
+	if cache != nil {
+		next = &Cache{Pos: cache.Pos, Len: cache.Len}
+	}
+	for i := 0; i < c.NumHiddenLayers; i++ {
+		p := fmt.Sprintf("%smodel.layers.%d.", prefix, i)
+		h := layers.RMSNorm(w(p+"input_layernorm.weight"), x, c.RMSNormEps)
+		var kNew, vNew *Node
+		if cache != nil {
+			var kc, vc *Node
+			if cache.K != nil {
+				kc, vc = cache.K[i], cache.V[i]
+			}
+			h, kNew, vNew = attentionBlock(w, p+"self_attn.", c, h, cos, sin, mask, kc, vc, cache)
+			next.K = append(next.K, kNew)
+			next.V = append(next.V, vNew)
+		} else {
+			h, _, _ = attentionBlock(w, p+"self_attn.", c, h, cos, sin, nil, nil, nil, nil)
+		}
+		x = Add(x, h)
+		h = layers.RMSNorm(w(p+"post_attention_layernorm.weight"), x, c.RMSNormEps)
+		gate := layers.LinearW(w, p+"mlp.gate_proj", h, false)
+		up := layers.LinearW(w, p+"mlp.up_proj", h, false)
+		x = Add(x, layers.LinearW(w, p+"mlp.down_proj", Mul(layers.SiLU(gate), up), false))
+	}
+	return layers.RMSNorm(w(prefix+"model.norm.weight"), x, c.RMSNormEps), next
+}
+
+func attentionBlock(w layers.Weights, p string, c Config, x, cos, sin, mask, kCache, vCache *Node, cache *Cache) (out, kAll, vAll *Node) {
+	dims := x.Shape().Dimensions
+	b, l := dims[0], dims[1]
+	hd := c.HeadDim()
+	q := Reshape(layers.LinearW(w, p+"q_proj", x, true), b, l, c.NumAttentionHeads, hd)
+	k := Reshape(layers.LinearW(w, p+"k_proj", x, true), b, l, c.NumKeyValueHeads, hd)
+	v := Reshape(layers.LinearW(w, p+"v_proj", x, true), b, l, c.NumKeyValueHeads, hd)
+	q = layers.ApplyRotary(q, cos, sin)
+	k = layers.ApplyRotary(k, cos, sin)
+	opts := attention.CoreOptions{}
+	switch {
+	case cache == nil:
+		opts.UseCausalMask = true
+	case kCache == nil: // prefill
+		kAll, vAll = GrowRight(k, 1, cache.Len-l, 0), GrowRight(v, 1, cache.Len-l, 0)
+		opts.AttentionMask = mask
+	default: // one token per row, written at cache.Pos
+		if l != 1 {
+			panic(fmt.Sprintf("qwen2: cached decoding takes one token per row, got %d", l))
+		}
+		at := Equal(Iota(x.Graph(), shapes.Make(cache.Pos.DType(), 1, cache.Len, 1, 1), 1), cache.Pos)
+		at = BroadcastToDims(at, kCache.Shape().Dimensions...)
+		kAll = Where(at, BroadcastToDims(k, kCache.Shape().Dimensions...), kCache)
+		vAll = Where(at, BroadcastToDims(v, vCache.Shape().Dimensions...), vCache)
+		opts.AttentionMask = mask
+	}
+	if kAll != nil {
+		k, v = kAll, vAll
+	}
+	o, _ := attention.Core(q, k, v, attention.LayoutBSHD, opts)
+	o = Reshape(o, b, l, c.HiddenSize)
+	return layers.LinearW(w, p+"o_proj", o, false), kAll, vAll
+}
+
+// LMHead projects hidden states [..., hidden] to logits [..., vocab] with lm_head, or with the
+// embedding table when the embeddings are tied.
+func LMHead(w layers.Weights, prefix string, c Config, hidden *Node) *Node {
+	name := prefix + "lm_head.weight"
+	if c.TieWordEmbeddings {
+		name = prefix + "model.embed_tokens.weight"
+	}
+	return layers.Linear(hidden, w(name), nil)
+}

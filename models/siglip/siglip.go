@@ -1,0 +1,143 @@
+// Package siglip is the SigLIP vision transformer as TinyLLaVA uses it: patch embedding
+// (a stride-patch convolution, computed as patchify + matmul), learned position embeddings,
+// pre-LayerNorm encoder layers, and features read from an intermediate layer.
+//
+// Tensor names are transformers' SiglipVisionModel under a prefix
+// ("vision_tower._vision_tower." inside TinyLLaVA): vision_model.embeddings.*,
+// vision_model.encoder.layers.{i}.*. post_layernorm and the pooling head are not used.
+package siglip
+
+import (
+	"fmt"
+
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/ml/layers/attention"
+
+	"github.com/switchkd/switchkd/models/layers"
+)
+
+// Config mirrors SiglipVisionConfig.
+type Config struct {
+	HiddenSize        int     `json:"hidden_size"`
+	IntermediateSize  int     `json:"intermediate_size"`
+	NumHiddenLayers   int     `json:"num_hidden_layers"`
+	NumAttentionHeads int     `json:"num_attention_heads"`
+	NumChannels       int     `json:"num_channels"`
+	ImageSize         int     `json:"image_size"`
+	PatchSize         int     `json:"patch_size"`
+	LayerNormEps      float64 `json:"layer_norm_eps"`
+	HiddenAct         string  `json:"hidden_act"`
+}
+
+// Defaults are transformers' SiglipVisionConfig defaults.
+func Defaults() Config {
+	return Config{HiddenSize: 768, IntermediateSize: 3072, NumHiddenLayers: 12, NumAttentionHeads: 12,
+		NumChannels: 3, ImageSize: 224, PatchSize: 16, LayerNormEps: 1e-6, HiddenAct: "gelu_pytorch_tanh"}
+}
+
+// NumPatches is (image_size / patch_size)^2.
+func (c Config) NumPatches() int { n := c.ImageSize / c.PatchSize; return n * n }
+
+// Validate checks that the configuration describes a buildable tower.
+func (c Config) Validate() error {
+	switch {
+	case c.HiddenSize <= 0 || c.IntermediateSize <= 0 || c.NumHiddenLayers <= 0 || c.NumChannels <= 0:
+		return fmt.Errorf("siglip config: hidden_size, intermediate_size, num_hidden_layers and num_channels must be positive")
+	case c.NumAttentionHeads <= 0 || c.HiddenSize%c.NumAttentionHeads != 0:
+		return fmt.Errorf("siglip config: hidden_size %d is not divisible by num_attention_heads %d", c.HiddenSize, c.NumAttentionHeads)
+	case c.PatchSize <= 0 || c.ImageSize <= 0 || c.ImageSize%c.PatchSize != 0:
+		return fmt.Errorf("siglip config: image_size %d is not a multiple of patch_size %d", c.ImageSize, c.PatchSize)
+	}
+	switch c.HiddenAct {
+	case "gelu_pytorch_tanh", "gelu", "gelu_new", "quick_gelu":
+	default:
+		return fmt.Errorf("siglip config: hidden_act %q is not supported", c.HiddenAct)
+	}
+	return nil
+}
+
+// Tensors lists the tensors used to compute the output of the first numLayers layers.
+func (c Config) Tensors(prefix string, numLayers int) map[string][]int {
+	h, p := c.HiddenSize, c.PatchSize
+	e := prefix + "vision_model.embeddings."
+	t := map[string][]int{
+		e + "patch_embedding.weight":    {h, c.NumChannels, p, p},
+		e + "patch_embedding.bias":      {h},
+		e + "position_embedding.weight": {c.NumPatches(), h},
+	}
+	for i := 0; i < numLayers; i++ {
+		l := fmt.Sprintf("%svision_model.encoder.layers.%d.", prefix, i)
+		for _, n := range []string{"layer_norm1", "layer_norm2"} {
+			t[l+n+".weight"], t[l+n+".bias"] = []int{h}, []int{h}
+		}
+		for _, n := range []string{"q_proj", "k_proj", "v_proj", "out_proj"} {
+			t[l+"self_attn."+n+".weight"], t[l+"self_attn."+n+".bias"] = []int{h, h}, []int{h}
+		}
+		t[l+"mlp.fc1.weight"], t[l+"mlp.fc1.bias"] = []int{c.IntermediateSize, h}, []int{c.IntermediateSize}
+		t[l+"mlp.fc2.weight"], t[l+"mlp.fc2.bias"] = []int{h, c.IntermediateSize}, []int{h}
+	}
+	return t
+}
+
+// LayersNeeded is how many encoder layers must run to produce hidden_states[featureLayer]
+// (index 0 = embeddings, negative indices count from the end of num_hidden_layers+1 states).
+func (c Config) LayersNeeded(featureLayer int) (int, error) {
+	idx := featureLayer
+	if idx < 0 {
+		idx += c.NumHiddenLayers + 1
+	}
+	if idx < 0 || idx > c.NumHiddenLayers {
+		return 0, fmt.Errorf("vision_feature_layer %d is out of range for a %d-layer vision tower", featureLayer, c.NumHiddenLayers)
+	}
+	return idx, nil
+}
+
+// Forward maps pixels [B, C, H, W] to the hidden states after numLayers encoder layers:
+// [B, numPatches, hidden].
+func Forward(w layers.Weights, prefix string, c Config, pixels *Node, numLayers int) *Node {
+	dims := pixels.Shape().Dimensions
+	b, ch, p := dims[0], dims[1], c.PatchSize
+	n := c.ImageSize / p
+	// Patchify: [B, C, n, p, n, p] -> [B, n, n, C, p, p] -> [B, n*n, C*p*p], matching the
+	// conv weight's [out, C, p, p] flattening.
+	x := Reshape(pixels, b, ch, n, p, n, p)
+	x = TransposeAllAxes(x, 0, 2, 4, 1, 3, 5)
+	x = Reshape(x, b, n*n, ch*p*p)
+	e := prefix + "vision_model.embeddings."
+	kernel := Reshape(w(e+"patch_embedding.weight"), c.HiddenSize, ch*p*p)
+	x = layers.Linear(x, kernel, w(e+"patch_embedding.bias"))
+	x = Add(x, InsertAxes(w(e+"position_embedding.weight"), 0))
+	for i := 0; i < numLayers; i++ {
+		l := fmt.Sprintf("%svision_model.encoder.layers.%d.", prefix, i)
+		h := layers.LayerNorm(w, l+"layer_norm1", x, c.LayerNormEps)
+		x = Add(x, selfAttention(w, l+"self_attn.", c, h))
+		h = layers.LayerNorm(w, l+"layer_norm2", x, c.LayerNormEps)
+		h = layers.LinearW(w, l+"mlp.fc1", h, true)
+		h = activate(c.HiddenAct, h)
+		x = Add(x, layers.LinearW(w, l+"mlp.fc2", h, true))
+	}
+	return x
+}
+
+func activate(name string, x *Node) *Node {
+	switch name {
+	case "gelu":
+		return layers.GeluErf(x)
+	case "quick_gelu":
+		return Mul(x, Sigmoid(MulScalar(x, 1.702)))
+	default: // gelu_pytorch_tanh, gelu_new
+		return layers.GeluTanh(x)
+	}
+}
+
+func selfAttention(w layers.Weights, p string, c Config, x *Node) *Node {
+	dims := x.Shape().Dimensions
+	b, l := dims[0], dims[1]
+	heads := c.NumAttentionHeads
+	hd := c.HiddenSize / heads
+	q := Reshape(layers.LinearW(w, p+"q_proj", x, true), b, l, heads, hd)
+	k := Reshape(layers.LinearW(w, p+"k_proj", x, true), b, l, heads, hd)
+	v := Reshape(layers.LinearW(w, p+"v_proj", x, true), b, l, heads, hd)
+	o, _ := attention.Core(q, k, v, attention.LayoutBSHD, attention.CoreOptions{})
+	return layers.LinearW(w, p+"out_proj", Reshape(o, b, l, c.HiddenSize), true)
+}

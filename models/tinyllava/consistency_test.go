@@ -1,0 +1,149 @@
+package tinyllava
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/switchkd/switchkd/engine"
+)
+
+// tinyConfig is a small random model used for self-consistency tests (the PyTorch parity
+// tests live in parity_test.go).
+func tinyConfig(t *testing.T) *Config {
+	t.Helper()
+	c, err := ParseConfig([]byte(`{"model_type":"tinyllava","connector_type":"mlp2x_gelu",
+	 "tokenizer_model_max_length":128,
+	 "text_config":{"model_type":"qwen2","vocab_size":97,"hidden_size":32,"intermediate_size":48,
+	   "num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"rope_theta":10000,
+	   "rms_norm_eps":1e-6,"tie_word_embeddings":true,"max_position_embeddings":512},
+	 "vision_config":{"model_type":"siglip_vision_model","hidden_size":16,"intermediate_size":24,
+	   "num_hidden_layers":2,"num_attention_heads":2,"image_size":16,"patch_size":4,"layer_norm_eps":1e-6}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func tinyModel(t *testing.T) *Model {
+	c := tinyConfig(t)
+	m, err := New(c, RandomParams(c, 0.2, 1), engine.MustBackend(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func randomImage(c *Config, rng *rand.Rand) []float32 {
+	v := make([]float32, c.Vision.NumChannels*c.Vision.ImageSize*c.Vision.ImageSize)
+	for i := range v {
+		v[i] = float32(rng.Float64()*2 - 1)
+	}
+	return v
+}
+
+func argmaxRow(v []float32) int {
+	best := 0
+	for i := range v {
+		if v[i] > v[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// The KV-cache decoder must produce exactly the tokens a full recomputation of the growing
+// sequence picks, for every row of a left-padded batch.
+func TestGenerateMatchesRecompute(t *testing.T) {
+	m := tinyModel(t)
+	c := m.Config
+	rng := rand.New(rand.NewPCG(3, 4))
+	inputs := []Input{
+		{ID: "a", IDs: []int{5, ImageTokenIndex, 7, 8, 9}, Images: [][]float32{randomImage(c, rng)}},
+		{ID: "b", IDs: []int{ImageTokenIndex, 11}, Images: [][]float32{randomImage(c, rng)}},
+		{ID: "c", IDs: []int{ImageTokenIndex, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13}, Images: [][]float32{randomImage(c, rng)}},
+	}
+	const steps = 6
+	got, err := m.Generate(inputs, GenerateOptions{MaxNewTokens: steps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, in := range inputs {
+		ids := append([]int(nil), in.IDs...)
+		var want []int
+		for s := 0; s < steps; s++ {
+			b, err := c.BuildBatch([]Input{{ID: in.ID, IDs: ids, Images: in.Images}}, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			logits, err := m.Logits(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := c.Text.VocabSize
+			last := b.Lengths[0] - 1
+			tok := argmaxRow(logits[last*v : (last+1)*v])
+			want = append(want, tok)
+			ids = append(ids, tok)
+		}
+		if len(got[i]) != steps {
+			t.Fatalf("row %d: got %d tokens, want %d", i, len(got[i]), steps)
+		}
+		for s := range want {
+			if got[i][s] != want[s] {
+				t.Fatalf("row %d: cached generation %v, recomputed %v", i, got[i], want)
+			}
+		}
+	}
+}
+
+// NLL (logits only at supervised positions, float64 accumulation) must equal the
+// cross-entropy computed on the host from the full logits.
+func TestNLLMatchesLogits(t *testing.T) {
+	m := tinyModel(t)
+	c := m.Config
+	rng := rand.New(rand.NewPCG(5, 6))
+	inputs := []Input{
+		{ID: "a", IDs: []int{5, ImageTokenIndex, 7, 8, 9, 10}, Labels: []int{-100, -100, -100, 8, 9, 10}, Images: [][]float32{randomImage(c, rng)}},
+		{ID: "b", IDs: []int{4, 12, 13, 14}, Labels: []int{-100, 12, -100, 14}},
+	}
+	b, err := c.BuildBatch(inputs, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.NLL(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logits, err := m.Logits(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := c.Text.VocabSize
+	for r := 0; r < b.B; r++ {
+		sum, n := 0.0, 0
+		for p := 0; p < b.L; p++ {
+			tg := b.Targets[r*b.L+p]
+			if tg < 0 {
+				continue
+			}
+			row := logits[(r*b.L+p)*v : (r*b.L+p+1)*v]
+			mx := math.Inf(-1)
+			for _, x := range row {
+				mx = math.Max(mx, float64(x))
+			}
+			s := 0.0
+			for _, x := range row {
+				s += math.Exp(float64(x) - mx)
+			}
+			sum += math.Log(s) + mx - float64(row[tg])
+			n++
+		}
+		if got[r].Tokens != n || math.Abs(got[r].NLL-sum/float64(n)) > 1e-5*math.Abs(sum/float64(n)) {
+			t.Errorf("row %d: NLL %v over %d tokens, host CE %v over %d", r, got[r].NLL, got[r].Tokens, sum/float64(n), n)
+		}
+	}
+	if want := []int{3, 2}; got[0].Tokens != want[0] || got[1].Tokens != want[1] {
+		t.Errorf("token counts %d, %d; want %v", got[0].Tokens, got[1].Tokens, want)
+	}
+}
