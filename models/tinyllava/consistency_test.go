@@ -147,3 +147,59 @@ func TestNLLMatchesLogits(t *testing.T) {
 		t.Errorf("token counts %d, %d; want %v", got[0].Tokens, got[1].Tokens, want)
 	}
 }
+
+// A saved model reloads with the same configuration and gives bitwise-identical logits (F32) or
+// logits within BF16 rounding (BF16).
+func TestSaveLoadRoundTrip(t *testing.T) {
+	m := tinyModel(t)
+	c := m.Config
+	rng := rand.New(rand.NewPCG(7, 8))
+	b, err := c.BuildBatch([]Input{{ID: "x", IDs: []int{3, ImageTokenIndex, 4, 5}, Images: [][]float32{randomImage(c, rng)}}}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := m.Logits(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir() + "/saved"
+	if err := m.Save(dir, "F32", ""); err != nil {
+		t.Fatal(err)
+	}
+	m2, err := Load(dir, m.Backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m2.Config.Text != c.Text || m2.Config.Vision != c.Vision || m2.Config.ConnectorType != c.ConnectorType {
+		t.Fatalf("config changed on reload: %+v vs %+v", m2.Config, c)
+	}
+	got, err := m2.Logits(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("logit %d: %v after reload, %v before", i, got[i], want[i])
+		}
+	}
+	// Saving over an existing folder replaces it.
+	if err := m.Save(dir, "BF16", ""); err != nil {
+		t.Fatal(err)
+	}
+	m3, err := Load(dir, m.Backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err = m3.Logits(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	maxAbs, maxDiff := 0.0, 0.0
+	for i := range want {
+		maxAbs = math.Max(maxAbs, math.Abs(float64(want[i])))
+		maxDiff = math.Max(maxDiff, math.Abs(float64(got[i]-want[i])))
+	}
+	if maxDiff == 0 || maxDiff > 0.05*maxAbs {
+		t.Fatalf("BF16 reload: max logit difference %v (max |logit| %v); want small but non-zero", maxDiff, maxAbs)
+	}
+}
