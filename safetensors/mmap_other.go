@@ -14,7 +14,3 @@ func mmapFile(f *os.File, size int64) ([]byte, error) {
 }
 
 func munmap(b []byte) error { return nil }
-
-func releasePages(data []byte, off, end int64, outward bool) {}
-
-func willNeed(data []byte, off, end int64) {}
