@@ -112,7 +112,7 @@ func (m *Model) Generate(inputs []Input, opts GenerateOptions) ([][]int, error) 
 	if err != nil {
 		return nil, err
 	}
-	args := append(m.paramArgs(), batch.args(c)...)
+	args := append(m.ParamArgs(), batch.args(c)...)
 	args = append(args, tensors.FromFlatDataAndDimensions(mask, B, P, 1, lmax))
 	out, err := prefill.Exec(args...)
 	if err != nil {
@@ -183,7 +183,7 @@ func (m *Model) Generate(inputs []Input, opts GenerateOptions) ([][]int, error) 
 				m1[r*lmax+j] = true
 			}
 		}
-		dargs := m.paramArgs()
+		dargs := m.ParamArgs()
 		for _, t := range caches {
 			d, err := DonateTensorBuffer(t, m.Backend, 0)
 			if err != nil {

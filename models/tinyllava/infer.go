@@ -23,7 +23,7 @@ func (m *Model) Logits(b *Batch) ([]float32, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := e.Exec(append(m.paramArgs(), b.args(c)...)...)
+	out, err := e.Exec(append(m.ParamArgs(), b.args(c)...)...)
 	if err != nil {
 		return nil, fmt.Errorf("running the model: %w", err)
 	}
@@ -79,7 +79,7 @@ func (m *Model) NLL(b *Batch) ([]SampleNLL, error) {
 	if err != nil {
 		return nil, err
 	}
-	args := append(m.paramArgs(), b.args(c)...)
+	args := append(m.ParamArgs(), b.args(c)...)
 	args = append(args, tensors.FromFlatDataAndDimensions(pos, len(pos)), tensors.FromFlatDataAndDimensions(targets, len(targets)))
 	out, err := e.Exec(args...)
 	if err != nil {

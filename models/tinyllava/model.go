@@ -137,8 +137,8 @@ func (m *Model) exec(key string, build func() (*graph.Exec, error)) (*graph.Exec
 	return e, nil
 }
 
-// paramArgs returns the used parameters in graph-input order.
-func (m *Model) paramArgs() []any {
+// ParamArgs returns the used parameters in graph-input order.
+func (m *Model) ParamArgs() []any {
 	args := make([]any, len(m.Params.Used))
 	for i, n := range m.Params.Used {
 		args[i] = m.Params.T[n]
