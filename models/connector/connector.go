@@ -1,6 +1,6 @@
-// Package connector holds TinyLLaVA's vision-to-language projectors: "linear" and
-// "mlp{N}x_gelu" (Linear, then N-1 times GELU (exact erf) + Linear). Tensor names are
-// connector._connector.{0,2,4,...}.{weight,bias}, the indices of the torch nn.Sequential.
+// Package connector holds TinyLLaVA's vision-to-language projectors: "linear" (a bare
+// nn.Linear: connector._connector.{weight,bias}) and "mlp{N}x_gelu" (Linear, then N-1 times
+// GELU (exact erf) + Linear, an nn.Sequential: connector._connector.{0,2,4,...}.{weight,bias}).
 package connector
 
 import (
@@ -38,6 +38,10 @@ func Tensors(connectorType string, in, out int) (map[string][]int, error) {
 		return nil, err
 	}
 	t := map[string][]int{}
+	if connectorType == "linear" {
+		t[Prefix+"weight"], t[Prefix+"bias"] = []int{out, in}, []int{out}
+		return t, nil
+	}
 	for i := 0; i < depth; i++ {
 		width := out
 		if i == 0 {
@@ -54,6 +58,9 @@ func Forward(w layers.Weights, connectorType string, x *Node) *Node {
 	depth, err := Depth(connectorType)
 	if err != nil {
 		panic(err)
+	}
+	if connectorType == "linear" {
+		return layers.LinearW(w, Prefix[:len(Prefix)-1], x, true)
 	}
 	for i := 0; i < depth; i++ {
 		if i > 0 {
