@@ -184,7 +184,7 @@ func openFile(path string) (mf *mappedFile, ph *parsedHeader, err error) {
 // maxIndexSize bounds the size of an index JSON file.
 const maxIndexSize = 100_000_000
 
-func openIndex(path string) (a *Archive, err error) {
+func openIndex(path string) (_ *Archive, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, wrapErr(path, "", "cannot open index", err)
@@ -263,7 +263,7 @@ func openIndex(path string) (a *Archive, err error) {
 		}
 	}
 	sort.Strings(shardNames)
-	a = &Archive{path: path, tensors: map[string]*TensorInfo{}}
+	a := &Archive{path: path, tensors: map[string]*TensorInfo{}}
 	defer func() {
 		if err != nil {
 			a.closeFiles()
