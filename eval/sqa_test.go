@@ -9,10 +9,10 @@ func TestSQAParse(t *testing.T) {
 	cases := map[string]string{
 		"A": "A", "E": "E", "B.": "FAILED", "B. b": "B", "The answer is D.": "D",
 		"The answer is A": "FAILED", // the pattern needs one more character after the letter
-		"(B)": "FAILED", "b": "FAILED", "AB": "FAILED", "": "FAILED",
+		"(B)":             "FAILED", "b": "FAILED", "AB": "FAILED", "": "FAILED",
 		"The answer is B. The answer is B.": "FAILED", // findall must give exactly one match
-		"So The answer is C!":                "C",
-		"F":                                  "FAILED",
+		"So The answer is C!":               "C",
+		"F":                                 "FAILED",
 	}
 	for in, want := range cases {
 		if got := SQAParse(in); got != want {
