@@ -27,7 +27,7 @@ func TestPOPEYes(t *testing.T) {
 	}
 }
 
-func close(a, b float64) bool { return math.Abs(a-b) <= 1e-12*math.Max(1, math.Abs(b)) }
+func approxEq(a, b float64) bool { return math.Abs(a-b) <= 1e-12*math.Max(1, math.Abs(b)) }
 
 // Expected numbers: TinyLLaVA's tinyllava/eval/eval_pope.py run on testdata/pope.
 func TestScorePOPEFixture(t *testing.T) {
@@ -53,7 +53,7 @@ func TestScorePOPEFixture(t *testing.T) {
 	}
 	for k, w := range want {
 		v, ok := m.Values[k]
-		if !ok || !close(v, w) {
+		if !ok || !approxEq(v, w) {
 			t.Errorf("%s = %v (present %v), want %v", k, v, ok, w)
 		}
 	}
@@ -80,7 +80,7 @@ func TestPOPECombinedLabelFile(t *testing.T) {
 	if m.Values["popular/tp"] != 1 || m.Values["popular/tn"] != 1 || m.Values["popular/fn"] != 1 || m.Values["popular/fp"] != 0 {
 		t.Errorf("confusion = %v", m.Values)
 	}
-	if !close(m.Values["popular/accuracy"], 100*2.0/3) {
+	if !approxEq(m.Values["popular/accuracy"], 100*2.0/3) {
 		t.Errorf("accuracy = %v", m.Values["popular/accuracy"])
 	}
 }
