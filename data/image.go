@@ -44,6 +44,8 @@ func (m *RGB) At(x, y int) [3]uint8 {
 // LoadImage reads and decodes an image file. PNG, JPEG, GIF (first frame), BMP, TIFF and WebP are
 // supported. The error names the file. For GIFs with a transparent colour index the palette entry's
 // stored RGB is restored (Go's decoder zeroes it; PIL keeps it and convert("RGB") shows it).
+// Unlike TinyLLaVA (which sets PIL's ImageFile.LOAD_TRUNCATED_IMAGES = True and silently trains on
+// the partial image) a truncated file is an error. EXIF orientation is ignored, as PIL's open does.
 func LoadImage(path string) (image.Image, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
