@@ -38,8 +38,8 @@ type Vocab struct {
 	Colours       []string            `json:"colours"`
 	Sizes         []string            `json:"sizes"`
 	Chars         []string            `json:"chars"`
-	Popular       []string            `json:"popular"`        // POPE popular objects, most frequent first
-	Answers       []string            `json:"answers"`        // every QA answer, sorted
+	Popular       []string            `json:"popular"`         // POPE popular objects, most frequent first
+	Answers       []string            `json:"answers"`         // every QA answer, sorted
 	AnswersByType map[string][]string `json:"answers_by_type"` // sorted per type
 }
 
