@@ -299,7 +299,7 @@ func Generate(cfg Config, outDir string) (*Manifest, error) {
 	}
 
 	files := map[string]any{
-		"train.json": m.samples[SplitTrain], "val.json": orEmpty(m.samples[SplitVal]), "test.json": orEmpty(m.samples[SplitTest]),
+		"train.json": orEmpty(m.samples[SplitTrain]), "val.json": orEmpty(m.samples[SplitVal]), "test.json": orEmpty(m.samples[SplitTest]),
 		"captions.json": orEmpty(m.captions), "scenes.json": m.scenes,
 	}
 	m.Files = map[string]string{}

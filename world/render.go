@@ -6,6 +6,7 @@ import (
 	"image/color"
 	"image/png"
 	"math/rand/v2"
+	"sync"
 )
 
 // Rendering uses integer arithmetic only (4x4 supersampling for shape
@@ -101,10 +102,21 @@ func RenderScene(s *Scene) *image.RGBA {
 	return img
 }
 
+// pngPool reuses the encoder's compression state across images.
+type pngPool struct{ p sync.Pool }
+
+func (p *pngPool) Get() *png.EncoderBuffer {
+	b, _ := p.p.Get().(*png.EncoderBuffer)
+	return b
+}
+func (p *pngPool) Put(b *png.EncoderBuffer) { p.p.Put(b) }
+
+var pngEncoder = &png.Encoder{BufferPool: &pngPool{}}
+
 // EncodePNG renders a scene and encodes it as an 8-bit RGB PNG.
 func EncodePNG(s *Scene) ([]byte, error) {
 	var buf bytes.Buffer
-	if err := png.Encode(&buf, RenderScene(s)); err != nil {
+	if err := pngEncoder.Encode(&buf, RenderScene(s)); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil

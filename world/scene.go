@@ -333,7 +333,7 @@ func (sg *sceneGen) try(p plan, attempt int) (*Scene, bool) {
 			y0 := o.BBox[1] + (o.BBox[3]-o.BBox[1]-h)/2
 			t.Row, t.Col, t.BBox = o.Row, o.Col, [4]int{x0, y0, x0 + w, y0 + h}
 			t.RGB = [3]uint8{255, 255, 255}
-			if luma(o.RGB) > 150 {
+			if luma(o.RGB) > 127 { // black ink where it contrasts more than white
 				t.RGB = [3]uint8{0, 0, 0}
 			}
 		} else {
