@@ -107,7 +107,7 @@ func runBench(dir, backend string, promptTokens, newTokens, batch, repeat int) e
 	res["decode_tokens_per_s"] = float64(batch*newTokens) / (full - prefill)
 	res["peak_rss_gib"] = peakRSSGiB()
 	b, _ := json.MarshalIndent(res, "", " ")
-	fmt.Println(string(b))
+	fmt.Fprintln(stdout, string(b))
 	return nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"os"
 
 	"github.com/switchkd/switchkd/models/tinyllava"
 	"github.com/switchkd/switchkd/vlm"
@@ -53,9 +52,9 @@ func init() {
 					if out == nil {
 						out = []int{}
 					}
-					return json.NewEncoder(os.Stdout).Encode(map[string]any{"text": texts[0], "ids": out})
+					return json.NewEncoder(stdout).Encode(map[string]any{"text": texts[0], "ids": out})
 				}
-				fmt.Println(texts[0])
+				fmt.Fprintln(stdout, texts[0])
 				return nil
 			}
 		},

@@ -22,6 +22,9 @@ type command struct {
 
 var commands = map[string]*command{}
 
+// stdout is where commands print their results; run points it at its writer (tests capture it).
+var stdout io.Writer = os.Stdout
+
 func register(c *command) { commands[c.name] = c }
 
 func main() {
@@ -30,7 +33,8 @@ func main() {
 
 // run executes one command line and returns the process exit code. Errors are printed as one
 // clear line on stderr with exit code 1; usage errors get exit code 2.
-func run(args []string, stdout, stderr io.Writer) (code int) {
+func run(args []string, out, stderr io.Writer) (code int) {
+	stdout = out
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		printUsage(stderr)
 		if len(args) == 0 {

@@ -87,7 +87,7 @@ func runNLL(modelDir, dataPath, images, backend string, batchSize int) error {
 		prog.add(len(idx))
 	}
 	prog.finish()
-	enc := json.NewEncoder(os.Stdout)
+	enc := json.NewEncoder(stdout)
 	for i, r := range results {
 		line := struct {
 			ID     string   `json:"id"`
