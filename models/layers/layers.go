@@ -40,7 +40,7 @@ func LayerNorm(w Weights, prefix string, x *Node, eps float64) *Node {
 // RMSNorm as Qwen2RMSNorm: x * rsqrt(mean(x^2) + eps) * weight, in float32.
 func RMSNorm(weight, x *Node, eps float64) *Node {
 	ms := ReduceAndKeep(Square(x), ReduceMean, -1)
-	return Mul(Mul(x, Rsqrt(AddScalar(ms, eps))), ExpandLeftToRank(weight, x.Rank()))
+	return Mul(Div(x, Sqrt(AddScalar(ms, eps))), ExpandLeftToRank(weight, x.Rank()))
 }
 
 // GeluTanh is PyTorch's gelu(approximate="tanh") (SigLIP's gelu_pytorch_tanh).
