@@ -3,7 +3,35 @@ package safetensors
 import (
 	"encoding/binary"
 	"math"
+	"runtime"
+	"unsafe"
 )
+
+// nativeLE is true on little-endian machines, where tensor bytes can be
+// reinterpreted in place instead of decoded byte by byte.
+var nativeLE = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// unalignedOK: architectures whose ordinary loads and stores tolerate any
+// alignment (tensor data in third-party files need not be aligned).
+var unalignedOK = runtime.GOARCH == "amd64" || runtime.GOARCH == "arm64" || runtime.GOARCH == "386"
+
+// view reinterprets b as a slice of n elements of T when that is safe
+// (little-endian host, suitably aligned or alignment-tolerant CPU).
+func view[T uint16 | uint32 | uint64](b []byte, n int) ([]T, bool) {
+	if n == 0 || !nativeLE {
+		return nil, false
+	}
+	var zero T
+	p := unsafe.Pointer(unsafe.SliceData(b))
+	if !unalignedOK && uintptr(p)%unsafe.Sizeof(zero) != 0 {
+		return nil, false
+	}
+	return unsafe.Slice((*T)(p), n), true
+}
+
+func u32view(f []float32) []uint32 {
+	return unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(f))), len(f))
+}
 
 // f16Table maps every IEEE 754 binary16 bit pattern to its binary32 bits.
 var f16Table = func() *[1 << 16]uint32 {
@@ -104,6 +132,30 @@ func Float32ToF16(f float32) uint16 {
 // decodeFloat32 converts n = len(dst) elements of dtype dt from src (which
 // holds exactly len(dst)*dt.Size() bytes) into dst.
 func decodeFloat32(dt DType, src []byte, dst []float32) {
+	src = src[:len(dst)*dt.Size()]
+	switch dt {
+	case F32:
+		if s, ok := view[uint32](src, len(dst)); ok {
+			copy(u32view(dst), s)
+			return
+		}
+	case BF16:
+		if s, ok := view[uint16](src, len(dst)); ok {
+			d := u32view(dst)
+			for i, v := range s {
+				d[i] = uint32(v) << 16
+			}
+			return
+		}
+	case F16:
+		if s, ok := view[uint16](src, len(dst)); ok {
+			d, t := u32view(dst), f16Table
+			for i, v := range s {
+				d[i] = t[v]
+			}
+			return
+		}
+	}
 	switch dt {
 	case F32:
 		src = src[:len(dst)*4]
@@ -134,6 +186,28 @@ func decodeFloat32(dt DType, src []byte, dst []float32) {
 // encodeFloat32 converts src to dtype dt into dst, which holds exactly
 // len(src)*dt.Size() bytes.
 func encodeFloat32(dt DType, src []float32, dst []byte) {
+	dst = dst[:len(src)*dt.Size()]
+	switch dt {
+	case F32:
+		if d, ok := view[uint32](dst, len(src)); ok {
+			copy(d, u32view(src))
+			return
+		}
+	case BF16:
+		if d, ok := view[uint16](dst, len(src)); ok {
+			for i, v := range src {
+				d[i] = Float32ToBF16(v)
+			}
+			return
+		}
+	case F16:
+		if d, ok := view[uint16](dst, len(src)); ok {
+			for i, v := range src {
+				d[i] = Float32ToF16(v)
+			}
+			return
+		}
+	}
 	switch dt {
 	case F32:
 		dst = dst[:len(src)*4]

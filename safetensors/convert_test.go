@@ -208,3 +208,40 @@ func TestEncodeMatchesTorch(t *testing.T) {
 		ref.Close()
 	}
 }
+
+// TestConversionPaths checks the in-place (little-endian reinterpretation)
+// paths against the portable byte-by-byte ones, with unaligned buffers too.
+func TestConversionPaths(t *testing.T) {
+	r := rand.New(rand.NewSource(4))
+	const n = 1001
+	raw := make([]byte, n*8+1)
+	r.Read(raw)
+	vals := make([]float32, n)
+	for i := range vals {
+		vals[i] = math.Float32frombits(r.Uint32())
+	}
+	run := func(le bool, dt DType, off int) ([]uint32, []byte) {
+		old := nativeLE
+		nativeLE = le
+		defer func() { nativeLE = old }()
+		dst := make([]float32, n)
+		decodeFloat32(dt, raw[off:off+n*dt.Size()], dst)
+		enc := make([]byte, n*dt.Size()+off)
+		encodeFloat32(dt, vals, enc[off:])
+		return f32sBits(dst), enc[off:]
+	}
+	for _, dt := range []DType{F32, F64, F16, BF16} {
+		for _, off := range []int{0, 1} {
+			d1, e1 := run(true, dt, off)
+			d0, e0 := run(false, dt, off)
+			for i := range d1 {
+				if d1[i] != d0[i] {
+					t.Fatalf("%s off %d: decode[%d] %08x vs %08x", dt, off, i, d1[i], d0[i])
+				}
+			}
+			if string(e1) != string(e0) {
+				t.Fatalf("%s off %d: encodings differ", dt, off)
+			}
+		}
+	}
+}
