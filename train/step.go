@@ -1,0 +1,224 @@
+package train
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/gomlx/compute/dtypes"
+	. "github.com/gomlx/gomlx/core/graph"
+
+	"github.com/switchkd/switchkd/distill"
+	"github.com/switchkd/switchkd/models/tinyllava"
+)
+
+// Module is a part of a TinyLLaVA model that can be frozen or trained.
+type Module string
+
+const (
+	Vision    Module = "vision_tower"
+	Connector Module = "connector"
+	LLM       Module = "llm"
+)
+
+// ModuleOf returns the module a checkpoint tensor belongs to.
+func ModuleOf(name string) Module {
+	switch {
+	case strings.HasPrefix(name, tinyllava.VisionPrefix), strings.HasPrefix(name, "vision_tower."):
+		return Vision
+	case strings.HasPrefix(name, "connector."):
+		return Connector
+	default:
+		return LLM
+	}
+}
+
+// Pair is one micro-batch laid out for the three forward passes. The student layout serves
+// the student and the visual switch (the switch reads the student's image features, so it has
+// the student's number of image slots); the teacher has its own.
+type Pair struct {
+	Student, Teacher *tinyllava.Batch
+	// CE: supervised student positions (flat b*L+t), their targets and 0/1 weights.
+	CEPos, CETargets []int32
+	CEWeights        []float32
+	// KD: the k-th supervised position of each sample in the student and teacher layouts,
+	// paired by answer-token order, with 0/1 weights.
+	KDStudent, KDTeacher []int32
+	KDWeights            []float32
+	CETokens, KDTokens   int
+}
+
+// supervised returns each row's supervised positions (flat) in order.
+func supervised(b *tinyllava.Batch) [][]int32 {
+	rows := make([][]int32, b.B)
+	for i, t := range b.Targets {
+		if t >= 0 {
+			rows[i/b.L] = append(rows[i/b.L], int32(i))
+		}
+	}
+	return rows
+}
+
+func padTo(n, bucket int) int {
+	if n == 0 {
+		n = 1
+	}
+	return (n + bucket - 1) / bucket * bucket
+}
+
+// NewPair lays a micro-batch out for the student and, when teacher is non-nil, the teacher.
+// Positions are bucketed (lengths to multiples of seqBucket, supervised counts to multiples of
+// posBucket) so the step graph compiles for few shapes.
+func NewPair(student, teacher *tinyllava.Config, sIn, tIn []tinyllava.Input, seqBucket, posBucket int) (*Pair, error) {
+	sb, err := student.BuildBatch(sIn, seqBucket)
+	if err != nil {
+		return nil, err
+	}
+	p := &Pair{Student: sb}
+	sRows := supervised(sb)
+	for _, r := range sRows {
+		for _, pos := range r {
+			p.CEPos = append(p.CEPos, pos)
+			p.CETargets = append(p.CETargets, sb.Targets[pos])
+			p.CEWeights = append(p.CEWeights, 1)
+		}
+	}
+	p.CETokens = len(p.CEPos)
+	n := padTo(len(p.CEPos), posBucket)
+	for len(p.CEPos) < n {
+		p.CEPos, p.CETargets, p.CEWeights = append(p.CEPos, 0), append(p.CETargets, 0), append(p.CEWeights, 0)
+	}
+	if teacher == nil {
+		return p, nil
+	}
+	tb, err := teacher.BuildBatch(tIn, seqBucket)
+	if err != nil {
+		return nil, err
+	}
+	p.Teacher = tb
+	tRows := supervised(tb)
+	for i := range sRows {
+		k := min(len(sRows[i]), len(tRows[i]))
+		for j := 0; j < k; j++ {
+			p.KDStudent = append(p.KDStudent, sRows[i][j])
+			p.KDTeacher = append(p.KDTeacher, tRows[i][j])
+			p.KDWeights = append(p.KDWeights, 1)
+		}
+	}
+	p.KDTokens = len(p.KDStudent)
+	n = padTo(len(p.KDStudent), posBucket)
+	for len(p.KDStudent) < n {
+		p.KDStudent, p.KDTeacher, p.KDWeights = append(p.KDStudent, 0), append(p.KDTeacher, 0), append(p.KDWeights, 0)
+	}
+	return p, nil
+}
+
+// Terms are the loss terms of one micro-batch, each a weighted SUM over its positions (the
+// caller divides by the global batch's token counts).
+type Terms struct{ CE, Align, VSD float64 }
+
+// stepGraph builds the gradient graph of one micro-batch.
+type stepGraph struct {
+	student, teacher *tinyllava.Model
+	obj              Objective
+	trainable        []string // student parameter names that get gradients, sorted
+}
+
+func (s *stepGraph) needTeacher() bool {
+	return s.teacher != nil && (s.useAlign() || s.useVSD())
+}
+func (s *stepGraph) useAlign() bool { return s.obj.WAlign != 0 && s.obj.Align != None }
+func (s *stepGraph) useVSD() bool   { return s.obj.WVSD != 0 && s.obj.VSD != None }
+
+// build returns the graph function. Inputs: student params (Used order), teacher params
+// (Used order, if needed), student batch, teacher batch (if needed), then CEPos, CETargets,
+// CEWeights, ceScale, [KDStudent, KDTeacher, KDWeights, kdScale]. Outputs: the gradients of
+// the scaled total w.r.t. the trainable parameters, then the three unscaled term sums
+// (float64 scalars).
+func (s *stepGraph) build(sHasImg, tHasImg bool) func([]*Node) []*Node {
+	sc, sNames := s.student.Config, s.student.Params.Used
+	return func(in []*Node) []*Node {
+		ws := tinyllava.Weights(sNames, in[:len(sNames)])
+		in = in[len(sNames):]
+		var wt func(string) *Node
+		var tc *tinyllava.Config
+		if s.needTeacher() {
+			tNames := s.teacher.Params.Used
+			tw := tinyllava.Weights(tNames, in[:len(tNames)])
+			// The teacher is frozen: its weights are constants for autodiff.
+			wt = func(n string) *Node { return StopGradient(tw(n)) }
+			tc = s.teacher.Config
+			in = in[len(tNames):]
+		}
+		sb, rest := tinyllava.BatchInputs(in, sHasImg)
+		var tb tinyllava.BatchNodes
+		if s.needTeacher() {
+			tb, rest = tinyllava.BatchInputs(rest, tHasImg)
+		}
+		cePos, ceTgt, ceW, ceScale := rest[0], rest[1], rest[2], rest[3]
+		rest = rest[4:]
+
+		hs := sc.Hidden(ws, sb)
+		hsFlat := flatten(hs)
+		sLogitsCE := sc.Logits(ws, gatherRows(hsFlat, cePos))
+		ceSum := weightedSum(distill.CE(sLogitsCE, ceTgt, ceW), ceW)
+		total := Mul(ConvertDType(ceSum, ceScale.DType()), MulScalar(ceScale, s.obj.WCE))
+		alignSum, vsdSum := ScalarZero(hs.Graph(), ceScale.DType()), ScalarZero(hs.Graph(), ceScale.DType())
+		if s.needTeacher() {
+			kdS, kdT, kdW, kdScale := rest[0], rest[1], rest[2], rest[3]
+			v := min(sc.Text.VocabSize, tc.Text.VocabSize)
+			cut := func(x *Node) *Node { return SliceAxis(x, -1, AxisRange(0, v)) }
+			zt := StopGradient(cut(tc.Logits(wt, gatherRows(flatten(tc.Hidden(wt, tb)), kdT))))
+			if s.useAlign() {
+				zs := cut(sc.Logits(ws, gatherRows(hsFlat, kdS)))
+				alignSum = ConvertDType(weightedSum(perPosition(s.obj.Align, zt, zs, kdW, s.obj), kdW), ceScale.DType())
+				total = Add(total, Mul(alignSum, MulScalar(kdScale, s.obj.WAlign)))
+			}
+			if s.useVSD() {
+				// Visual switch: the student's vision features through the teacher's connector and LLM.
+				hw := tc.HiddenFromArch(sc, ws, wt, sb)
+				zw := cut(tc.Logits(wt, gatherRows(flatten(hw), kdS)))
+				vsdSum = ConvertDType(weightedSum(perPosition(s.obj.VSD, zt, zw, kdW, s.obj), kdW), ceScale.DType())
+				total = Add(total, Mul(vsdSum, MulScalar(kdScale, s.obj.WVSD)))
+			}
+		}
+		nodes := make([]*Node, len(s.trainable))
+		for i, n := range s.trainable {
+			nodes[i] = ws(n)
+		}
+		grads := Gradient(ConvertDType(total, ceSum.DType()), nodes...)
+		return append(grads, ConvertDType(ceSum, ceScale.DType()), alignSum, vsdSum)
+	}
+}
+
+func flatten(h *Node) *Node {
+	d := h.Shape().Dimensions
+	return Reshape(h, d[0]*d[1], d[2])
+}
+
+func gatherRows(x, idx *Node) *Node { return Gather(x, InsertAxes(idx, -1)) }
+
+// weightedSum is sum_i w_i x_i accumulated in float64 (float32 ReduceSum adds one by one).
+func weightedSum(x, w *Node) *Node {
+	return ReduceAllSum(ConvertDType(Mul(x, w), dtypes.Float64))
+}
+
+// trainableNames lists the student's used parameters in the trainable modules.
+func trainableNames(m *tinyllava.Model, modules map[Module]bool) []string {
+	var out []string
+	for _, n := range m.Params.Used {
+		if modules[ModuleOf(n)] {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func checkSwitch(student, teacher *tinyllava.Config) error {
+	if teacher.Vision.HiddenSize != student.Vision.HiddenSize {
+		return fmt.Errorf("visual switch: the teacher's connector reads %d-wide vision features but the student's vision tower emits %d",
+			teacher.Vision.HiddenSize, student.Vision.HiddenSize)
+	}
+	return nil
+}

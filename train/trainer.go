@@ -1,0 +1,402 @@
+package train
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"time"
+
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/switchkd/switchkd/models/tinyllava"
+)
+
+// Stage is one phase of training (TinyLLaVA's stage 1 trains the connector with CE; stage 2
+// distils with Switch-KD).
+type Stage struct {
+	Name        string    `yaml:"name"`
+	Steps       int       `yaml:"steps"`
+	LR          float64   `yaml:"lr"`
+	WarmupRatio float64   `yaml:"warmup_ratio"`
+	Train       []Module  `yaml:"train"`
+	Objective   Objective `yaml:"-"`
+}
+
+// Sample is one training example as both models see it.
+type Sample struct {
+	Student, Teacher tinyllava.Input
+}
+
+// Feed yields training samples in a fixed, resumable order.
+type Feed interface {
+	// Next returns the next sample; it never ends (epochs wrap around).
+	Next() (Sample, error)
+	// Position returns the state needed to resume the sequence exactly; Seek restores it.
+	Position() FeedPosition
+	Seek(FeedPosition) error
+	Close()
+}
+
+// FeedPosition is an epoch and an offset into that epoch's seeded permutation.
+type FeedPosition struct {
+	Epoch int `json:"epoch"`
+	Index int `json:"index"`
+}
+
+// Options are the trainer's settings beyond the stages.
+type Options struct {
+	Optimizer   AdamW
+	GlobalBatch int // samples per optimizer step
+	MicroBatch  int // samples per forward/backward (GlobalBatch is a multiple of it)
+	SeqBucket   int // sequence lengths are rounded up to a multiple of this
+	PosBucket   int // supervised-position counts are rounded up to a multiple of this
+	Out         string
+	SaveEvery   int // checkpoint every N optimizer steps (0: only at the end)
+	KeepLast    int // checkpoints to keep
+	LogEvery    int
+	Progress    io.Writer // progress bar (nil: none)
+	// StopAfter ends Run with ErrStopped after this many global steps (0: never): a clean
+	// stand-in for a killed process, used to test resuming.
+	StopAfter int
+}
+
+// ErrStopped is returned by Run when Options.StopAfter ends it early.
+var ErrStopped = errors.New("training stopped early (StopAfter)")
+
+// Trainer distils Student from Teacher (Teacher may be nil for SFT-only stages).
+type Trainer struct {
+	Student, Teacher *tinyllava.Model
+	Stages           []Stage
+	Opt              Options
+	Feed             Feed
+
+	// state
+	stage, step int // current stage and optimizer steps done in it
+	globalStep  int
+	m, v        map[string]*tensors.Tensor
+	metrics     *os.File
+	start       time.Time
+	tokensSeen  int
+	resumedAt   int
+}
+
+// Metrics is one line of metrics.jsonl.
+type Metrics struct {
+	Step      int     `json:"step"` // global optimizer step, 1-based
+	Stage     string  `json:"stage"`
+	StageStep int     `json:"stage_step"`
+	Total     float64 `json:"total"`
+	CE        float64 `json:"ce"`
+	Align     float64 `json:"align"`
+	VSD       float64 `json:"vsd"`
+	LR        float64 `json:"lr"`
+	GradNorm  float64 `json:"grad_norm"`
+	Tokens    int     `json:"tokens"`
+	TokPerSec float64 `json:"tokens_per_s"`
+	StepSec   float64 `json:"step_s"`
+}
+
+// Run trains every stage from the current state (fresh, or as restored by Resume) and saves
+// the final student in TinyLLaVA Hugging Face layout under Opt.Out/student.
+func (t *Trainer) Run() error {
+	if err := t.validate(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(t.Opt.Out, 0o755); err != nil {
+		return err
+	}
+	if err := t.openMetrics(); err != nil {
+		return err
+	}
+	defer t.metrics.Close()
+	t.start = time.Now()
+	for ; t.stage < len(t.Stages); t.stage, t.step = t.stage+1, 0 {
+		st := t.Stages[t.stage]
+		if t.m == nil {
+			t.resetOptimizer(st)
+		}
+		g, err := t.newStepGraph(st)
+		if err != nil {
+			return err
+		}
+		sched := Schedule{PeakLR: st.LR, Total: st.Steps, WarmupRatio: st.WarmupRatio}
+		for t.step < st.Steps {
+			m, err := t.trainStep(g, sched.LR(t.step))
+			if err != nil {
+				return fmt.Errorf("stage %q step %d: %w", st.Name, t.step+1, err)
+			}
+			t.step++
+			t.globalStep++
+			m.Stage, m.StageStep, m.Step = st.Name, t.step, t.globalStep
+			if err := t.log(m, st); err != nil {
+				return err
+			}
+			last := t.stage == len(t.Stages)-1 && t.step == st.Steps
+			if (t.Opt.SaveEvery > 0 && t.globalStep%t.Opt.SaveEvery == 0) || last {
+				if err := t.checkpoint(); err != nil {
+					return err
+				}
+			}
+			if t.Opt.StopAfter > 0 && t.globalStep >= t.Opt.StopAfter {
+				return ErrStopped
+			}
+		}
+		t.m, t.v = nil, nil // a new stage starts with a fresh optimizer
+	}
+	if t.Opt.Progress != nil {
+		fmt.Fprintln(t.Opt.Progress)
+	}
+	return t.Student.Save(filepath.Join(t.Opt.Out, "student"), "F32", t.Student.Dir)
+}
+
+func (t *Trainer) validate() error {
+	if t.Opt.MicroBatch <= 0 || t.Opt.GlobalBatch <= 0 || t.Opt.GlobalBatch%t.Opt.MicroBatch != 0 {
+		return fmt.Errorf("global batch %d must be a positive multiple of the micro batch %d", t.Opt.GlobalBatch, t.Opt.MicroBatch)
+	}
+	for _, st := range t.Stages {
+		if st.Steps <= 0 {
+			return fmt.Errorf("stage %q: steps must be positive", st.Name)
+		}
+		if len(st.Train) == 0 {
+			return fmt.Errorf("stage %q: no module is trained", st.Name)
+		}
+		needT := (st.Objective.WAlign != 0 && st.Objective.Align != "none") || (st.Objective.WVSD != 0 && st.Objective.VSD != "none")
+		if needT && t.Teacher == nil {
+			return fmt.Errorf("stage %q: the objective needs a teacher (align %s, vsd %s) but none is given", st.Name, st.Objective.Align, st.Objective.VSD)
+		}
+		if needT && st.Objective.WVSD != 0 && st.Objective.VSD != "none" {
+			if err := checkSwitch(t.Student.Config, t.Teacher.Config); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (t *Trainer) resetOptimizer(st Stage) {
+	t.m, t.v = map[string]*tensors.Tensor{}, map[string]*tensors.Tensor{}
+	mods := map[Module]bool{}
+	for _, m := range st.Train {
+		mods[m] = true
+	}
+	for _, n := range trainableNames(t.Student, mods) {
+		shape := t.Student.Params.T[n].Shape()
+		t.m[n] = tensors.FromShape(shape)
+		t.v[n] = tensors.FromShape(shape)
+	}
+}
+
+// compiled holds a stage's executables.
+type compiled struct {
+	sg      *stepGraph
+	grad    *Exec
+	update  *Exec
+	add     *Exec
+	teacher bool
+}
+
+func (t *Trainer) newStepGraph(st Stage) (*compiled, error) {
+	mods := map[Module]bool{}
+	for _, m := range st.Train {
+		mods[m] = true
+	}
+	sg := &stepGraph{student: t.Student, teacher: t.Teacher, obj: st.Objective, trainable: trainableNames(t.Student, mods)}
+	if len(sg.trainable) == 0 {
+		return nil, fmt.Errorf("stage %q: the trained modules %v hold no parameters the model uses", st.Name, st.Train)
+	}
+	c := &compiled{sg: sg, teacher: sg.needTeacher()}
+	var err error
+	names := sg.trainable
+	n := len(names)
+	opt := t.Opt.Optimizer
+	c.update, err = NewExec(t.Student.Backend, func(in []*Node) []*Node {
+		p, g, m, v := in[:n], in[n:2*n], in[2*n:3*n], in[3*n:4*n]
+		lr, step := in[4*n], in[4*n+1]
+		np, nm, nv, norm := opt.Update(names, p, g, m, v, lr, step)
+		out := append(np, nm...)
+		out = append(out, nv...)
+		return append(out, norm)
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.add, err = NewExec(t.Student.Backend, func(in []*Node) []*Node {
+		out := make([]*Node, n)
+		for i := range out {
+			out[i] = Add(in[i], in[n+i])
+		}
+		return out
+	})
+	return c, err
+}
+
+// gradExec returns the gradient executable for a micro-batch's image layout.
+func (t *Trainer) gradExec(c *compiled, sImg, tImg bool) (*Exec, error) {
+	if c.grad == nil {
+		// One Exec per (sImg, tImg) would be needed if batches mix; the feeds used here give
+		// every sample an image tensor (TinyLLaVA uses zeros for image-less samples), so one
+		// layout per stage is the norm. Build lazily for the first layout seen.
+		e, err := NewExec(t.Student.Backend, c.sg.build(sImg, tImg))
+		if err != nil {
+			return nil, err
+		}
+		c.grad = e
+	}
+	return c.grad, nil
+}
+
+func (t *Trainer) trainStep(c *compiled, lr float64) (Metrics, error) {
+	began := time.Now()
+	var pairs []*Pair
+	ceTok, kdTok := 0, 0
+	for i := 0; i < t.Opt.GlobalBatch/t.Opt.MicroBatch; i++ {
+		var sIn, tIn []tinyllava.Input
+		for j := 0; j < t.Opt.MicroBatch; j++ {
+			s, err := t.Feed.Next()
+			if err != nil {
+				return Metrics{}, err
+			}
+			sIn, tIn = append(sIn, s.Student), append(tIn, s.Teacher)
+		}
+		var tc *tinyllava.Config
+		if c.teacher {
+			tc = t.Teacher.Config
+		}
+		p, err := NewPair(t.Student.Config, tc, sIn, tIn, t.Opt.SeqBucket, t.Opt.PosBucket)
+		if err != nil {
+			return Metrics{}, err
+		}
+		pairs = append(pairs, p)
+		ceTok += p.CETokens
+		kdTok += p.KDTokens
+	}
+	ceScale, kdScale := 1/float64(max(1, ceTok)), 1/float64(max(1, kdTok))
+	var acc []*tensors.Tensor
+	var sums Terms
+	for _, p := range pairs {
+		sImg := p.Student.NumImages > 0
+		tImg := p.Teacher != nil && p.Teacher.NumImages > 0
+		e, err := t.gradExec(c, sImg, tImg)
+		if err != nil {
+			return Metrics{}, err
+		}
+		args := t.Student.ParamArgs()
+		if c.teacher {
+			args = append(args, t.Teacher.ParamArgs()...)
+		}
+		args = append(args, p.Student.Args(t.Student.Config)...)
+		if c.teacher {
+			args = append(args, p.Teacher.Args(t.Teacher.Config)...)
+		}
+		args = append(args, vec(p.CEPos), vec(p.CETargets), vec(p.CEWeights), tensors.FromScalar(ceScale))
+		if c.teacher {
+			args = append(args, vec(p.KDStudent), vec(p.KDTeacher), vec(p.KDWeights), tensors.FromScalar(kdScale))
+		}
+		out, err := e.Exec(args...)
+		if err != nil {
+			return Metrics{}, err
+		}
+		n := len(c.sg.trainable)
+		grads, terms := out[:n], out[n:]
+		sums.CE += tensors.ToScalar[float64](terms[0])
+		sums.Align += tensors.ToScalar[float64](terms[1])
+		sums.VSD += tensors.ToScalar[float64](terms[2])
+		if acc == nil {
+			acc = grads
+		} else {
+			in := make([]any, 0, 2*n)
+			for _, a := range acc {
+				in = append(in, a)
+			}
+			for _, g := range grads {
+				in = append(in, g)
+			}
+			if acc, err = c.add.Exec(in...); err != nil {
+				return Metrics{}, err
+			}
+		}
+	}
+	// Optimizer update.
+	n := len(c.sg.trainable)
+	args := make([]any, 0, 4*n+2)
+	for _, name := range c.sg.trainable {
+		args = append(args, t.Student.Params.T[name])
+	}
+	for _, g := range acc {
+		args = append(args, g)
+	}
+	for _, name := range c.sg.trainable {
+		args = append(args, t.m[name])
+	}
+	for _, name := range c.sg.trainable {
+		args = append(args, t.v[name])
+	}
+	args = append(args, tensors.FromScalar(float32(lr)), tensors.FromScalar(float32(t.step+1)))
+	out, err := c.update.Exec(args...)
+	if err != nil {
+		return Metrics{}, err
+	}
+	for i, name := range c.sg.trainable {
+		t.Student.Params.T[name] = out[i]
+		t.m[name] = out[n+i]
+		t.v[name] = out[2*n+i]
+	}
+	norm := float64(tensors.ToScalar[float32](out[3*n]))
+	o := c.sg.obj
+	m := Metrics{CE: sums.CE * ceScale, Align: sums.Align * kdScale, VSD: sums.VSD * kdScale, LR: lr, GradNorm: norm, Tokens: ceTok}
+	m.Total = o.WCE*m.CE + o.WAlign*m.Align + o.WVSD*m.VSD
+	m.StepSec = time.Since(began).Seconds()
+	m.TokPerSec = float64(ceTok) / math.Max(m.StepSec, 1e-9)
+	return m, nil
+}
+
+func vec[T float32 | int32](v []T) *tensors.Tensor {
+	return tensors.FromFlatDataAndDimensions(v, len(v))
+}
+
+func (t *Trainer) log(m Metrics, st Stage) error {
+	t.tokensSeen += m.Tokens
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if _, err := t.metrics.Write(append(b, '\n')); err != nil {
+		return err
+	}
+	if t.Opt.Progress != nil {
+		total := 0
+		for _, s := range t.Stages {
+			total += s.Steps
+		}
+		elapsed := time.Since(t.start)
+		done := t.globalStep - t.resumedAt
+		eta := time.Duration(0)
+		if done > 0 {
+			eta = time.Duration(float64(elapsed) / float64(done) * float64(total-t.globalStep))
+		}
+		fmt.Fprintf(t.Opt.Progress, "\r%s %s step %d/%d | total %.4f ce %.4f align %.4f vsd %.4f | lr %.2e | %.0f tok/s | ETA %s   ",
+			bar(t.globalStep, total), st.Name, t.step, st.Steps, m.Total, m.CE, m.Align, m.VSD, m.LR, m.TokPerSec, eta.Round(time.Second))
+	}
+	return nil
+}
+
+func bar(done, total int) string {
+	const w = 20
+	n := w * done / max(1, total)
+	s := []rune("[" + fmt.Sprintf("%*s", w, "") + "]")
+	for i := 0; i < n; i++ {
+		s[1+i] = '='
+	}
+	return string(s)
+}
+
+// Shuffle returns the seeded permutation of n items for an epoch.
+func Shuffle(n int, seed uint64, epoch int) []int {
+	return rand.New(rand.NewPCG(seed, uint64(epoch)+0x51ed)).Perm(n)
+}

@@ -1,0 +1,230 @@
+package train
+
+import (
+	"bufio"
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/switchkd/switchkd/engine"
+	"github.com/switchkd/switchkd/models/tinyllava"
+)
+
+func cfg(t *testing.T, hidden, layers int) *tinyllava.Config {
+	t.Helper()
+	c, err := tinyllava.ParseConfig([]byte(`{"model_type":"tinyllava","connector_type":"mlp2x_gelu",
+	 "tokenizer_model_max_length":128,
+	 "text_config":{"model_type":"qwen2","vocab_size":64,"hidden_size":` + itoa(hidden) + `,"intermediate_size":48,
+	   "num_hidden_layers":` + itoa(layers) + `,"num_attention_heads":4,"num_key_value_heads":2,"rope_theta":10000,
+	   "rms_norm_eps":1e-6,"tie_word_embeddings":true,"max_position_embeddings":512},
+	 "vision_config":{"model_type":"siglip_vision_model","hidden_size":16,"intermediate_size":24,
+	   "num_hidden_layers":2,"num_attention_heads":2,"image_size":16,"patch_size":4,"layer_norm_eps":1e-6}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
+
+// pairModels returns a teacher and a student that share the vision tower's shape; the
+// student's vision tower starts as a copy of the teacher's (as in the paper).
+func pairModels(t *testing.T, copyVision bool) (teacher, student *tinyllava.Model) {
+	b := engine.MustBackend("")
+	tc, sc := cfg(t, 48, 2), cfg(t, 32, 1)
+	tp := tinyllava.RandomParams(tc, 0.2, 1)
+	sp := tinyllava.RandomParams(sc, 0.2, 2)
+	for n := range sp {
+		if copyVision && ModuleOf(n) == Vision {
+			sp[n] = tensors.FromFlatDataAndDimensions(tensors.MustCopyFlatData[float32](tp[n]), tp[n].Shape().Dimensions...)
+		}
+	}
+	var err error
+	if teacher, err = tinyllava.New(tc, tp, b); err != nil {
+		t.Fatal(err)
+	}
+	if student, err = tinyllava.New(sc, sp, b); err != nil {
+		t.Fatal(err)
+	}
+	return
+}
+
+// dataset: 8 samples; the answer tokens depend on the image (a colour id), so the task needs vision.
+func dataset(c *tinyllava.Config) []Sample {
+	rng := rand.New(rand.NewPCG(11, 12))
+	var out []Sample
+	for i := 0; i < 8; i++ {
+		px := make([]float32, 3*c.Vision.ImageSize*c.Vision.ImageSize)
+		for j := range px {
+			px[j] = float32(rng.Float64()*0.2) + float32(i%4)*0.4 - 0.6
+		}
+		ans := 10 + i%4
+		ids := []int{3, tinyllava.ImageTokenIndex, 4, 5, ans, ans + 20, 2}
+		labels := []int{-100, -100, -100, -100, ans, ans + 20, 2}
+		in := tinyllava.Input{ID: itoa(i), IDs: ids, Labels: labels, Images: [][]float32{px}}
+		out = append(out, Sample{Student: in, Teacher: in})
+	}
+	return out
+}
+
+func readMetrics(t *testing.T, path string) []Metrics {
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []Metrics
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var m Metrics
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func newTrainer(t *testing.T, out string, steps int, obj Objective, mods []Module) (*Trainer, *tinyllava.Model, *tinyllava.Model) {
+	// A student whose vision tower starts as the teacher's has VSD = 0 (and a zero VSD
+	// gradient) at step 1; only tests of the switch path alone start it elsewhere.
+	copyVision := !(obj.WCE == 0 && obj.WAlign == 0)
+	teacher, student := pairModels(t, copyVision)
+	tr := &Trainer{
+		Student: student, Teacher: teacher,
+		Stages: []Stage{{Name: "switchkd", Steps: steps, LR: 3e-3, WarmupRatio: 0.1, Train: mods, Objective: obj}},
+		Opt: Options{Optimizer: DefaultAdamW(), GlobalBatch: 4, MicroBatch: 2, SeqBucket: 8, PosBucket: 8,
+			Out: out, SaveEvery: 3, KeepLast: 2},
+		Feed: &SliceFeed{Items: dataset(student.Config), Seed: 5},
+	}
+	return tr, teacher, student
+}
+
+func snapshot(m *tinyllava.Model) map[string][]float32 {
+	s := map[string][]float32{}
+	for n, x := range m.Params.T {
+		s[n] = tensors.MustCopyFlatData[float32](x)
+	}
+	return s
+}
+
+func TestSwitchKDTrainingLowersLoss(t *testing.T) {
+	out := t.TempDir()
+	tr, teacher, student := newTrainer(t, out, 30, DefaultObjective(), []Module{Vision, Connector, LLM})
+	before := snapshot(teacher)
+	if err := tr.Run(); err != nil {
+		t.Fatal(err)
+	}
+	ms := readMetrics(t, filepath.Join(out, "metrics.jsonl"))
+	if len(ms) != 30 {
+		t.Fatalf("%d metric lines, want 30", len(ms))
+	}
+	first := (ms[0].Total + ms[1].Total + ms[2].Total) / 3
+	last := (ms[27].Total + ms[28].Total + ms[29].Total) / 3
+	if !(last < 0.7*first) {
+		t.Fatalf("total loss did not fall: first %.4f, last %.4f", first, last)
+	}
+	// The student's vision tower starts as a copy of the teacher's, so the switch logits equal
+	// the teacher's at step 1 (VSD = 0); once the tower moves, VSD is positive.
+	if ms[0].VSD != 0 {
+		t.Fatalf("step 1: VSD %g, want exactly 0 (identical vision towers)", ms[0].VSD)
+	}
+	for _, m := range ms[2:] {
+		if m.CE <= 0 || m.Align <= 0 || m.VSD <= 0 {
+			t.Fatalf("step %d: every term should be positive: %+v", m.Step, m)
+		}
+	}
+	// The teacher is frozen: bit-identical weights, no optimizer state.
+	for n, v := range snapshot(teacher) {
+		for i := range v {
+			if v[i] != before[n][i] {
+				t.Fatalf("teacher tensor %s changed", n)
+			}
+		}
+	}
+	for n := range tr.m {
+		if _, ok := student.Params.T[n]; !ok {
+			t.Fatalf("optimizer state for %s, which is not a student parameter", n)
+		}
+	}
+	// The final student loads as a TinyLLaVA checkpoint.
+	m2, err := tinyllava.Load(filepath.Join(out, "student"), student.Backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m2.Config.Text.HiddenSize != 32 {
+		t.Fatalf("saved student has hidden %d", m2.Config.Text.HiddenSize)
+	}
+}
+
+// With only the visual-switch term and only the vision tower trainable, the loss must still
+// fall: the gradient reaches the student's vision tower through the frozen teacher.
+func TestVisualSwitchTrainsStudentVision(t *testing.T) {
+	out := t.TempDir()
+	obj := DefaultObjective()
+	obj.WCE, obj.WAlign, obj.VSD = 0, 0, FKL
+	tr, _, student := newTrainer(t, out, 20, obj, []Module{Vision})
+	before := snapshot(student)
+	if err := tr.Run(); err != nil {
+		t.Fatal(err)
+	}
+	after := snapshot(student)
+	changed := map[Module]bool{}
+	for n, v := range after {
+		for i := range v {
+			if v[i] != before[n][i] {
+				changed[ModuleOf(n)] = true
+				break
+			}
+		}
+	}
+	if !changed[Vision] || changed[Connector] || changed[LLM] {
+		t.Fatalf("changed modules %v; want only the vision tower", changed)
+	}
+	ms := readMetrics(t, filepath.Join(out, "metrics.jsonl"))
+	if !(ms[len(ms)-1].VSD < 0.9*ms[0].VSD) {
+		t.Fatalf("vsd did not fall: %.5f -> %.5f", ms[0].VSD, ms[len(ms)-1].VSD)
+	}
+}
+
+// Killing a run after step 4 and resuming from its checkpoint (step 3) reproduces the loss
+// curve of an uninterrupted run exactly.
+func TestResumeReproducesCurve(t *testing.T) {
+	straightDir, resumedDir := t.TempDir(), t.TempDir()
+	tr, _, _ := newTrainer(t, straightDir, 8, DefaultObjective(), []Module{Vision, Connector, LLM})
+	if err := tr.Run(); err != nil {
+		t.Fatal(err)
+	}
+	tr, _, _ = newTrainer(t, resumedDir, 8, DefaultObjective(), []Module{Vision, Connector, LLM})
+	tr.Opt.StopAfter = 4
+	if err := tr.Run(); err != ErrStopped {
+		t.Fatalf("Run: %v, want ErrStopped", err)
+	}
+	tr, _, _ = newTrainer(t, resumedDir, 8, DefaultObjective(), []Module{Vision, Connector, LLM})
+	ok, err := tr.Resume()
+	if err != nil || !ok {
+		t.Fatalf("Resume: %v, %v", ok, err)
+	}
+	if err := tr.Run(); err != nil {
+		t.Fatal(err)
+	}
+	a := readMetrics(t, filepath.Join(straightDir, "metrics.jsonl"))
+	b := readMetrics(t, filepath.Join(resumedDir, "metrics.jsonl"))
+	if len(a) != 8 || len(b) != 8 {
+		t.Fatalf("%d and %d metric lines, want 8", len(a), len(b))
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if x.Step != y.Step || x.Total != y.Total || x.CE != y.CE || x.Align != y.Align || x.VSD != y.VSD || x.LR != y.LR || x.GradNorm != y.GradNorm {
+			t.Fatalf("step %d differs after resume:\n straight %+v\n resumed  %+v", i+1, x, y)
+		}
+	}
+	cps, _ := os.ReadDir(filepath.Join(resumedDir, "checkpoints"))
+	if len(cps) != 2 {
+		t.Fatalf("%d checkpoints kept, want 2", len(cps))
+	}
+}
