@@ -86,7 +86,7 @@ func trailingSpaceSplit(s string, i int) int {
 	return k
 }
 
-// contraction matches 's|'t|'re|'ve|'m|'ll|'d at i (s[i] == '\''). With fold, the letters
+// contraction matches 's|'t|'re|'ve|'m|'ll|'d at i (s[i] == '\”). With fold, the letters
 // match case-insensitively under Unicode simple case folding, as Oniguruma's (?i:...) does:
 // besides the ASCII upper case this lets 's match U+017F LATIN SMALL LETTER LONG S.
 func contraction(s string, i int, fold bool) int {

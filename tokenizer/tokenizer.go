@@ -267,15 +267,15 @@ func newAddedMatcher(toks []AddedToken, pats []string) *addedMatcher {
 	return m
 }
 
-// split calls emit for each segment of s in order: (text, -1) for text between tokens and
-// ("", id) for an added token. Empty text segments are not emitted.
-func (m *addedMatcher) split(s string, emit func(string, int)) {
-	if m == nil {
-		if s != "" {
-			emit(s, -1)
-		}
-		return
-	}
+// addedSpan is one piece of find's result: s[start:stop], an added token when id >= 0.
+type addedSpan struct {
+	start, stop, id int
+}
+
+// find splits s like Hugging Face's AddedVocabulary::find_matches: the added tokens (with the
+// spaces lstrip/rstrip take along) and the non-empty text between them, in order.
+func (m *addedMatcher) find(s string) []addedSpan {
+	var out []addedSpan
 	startOffset := 0
 	for pos := 0; pos < len(s); {
 		k, found := m.longestAt(s, pos)
@@ -300,13 +300,28 @@ func (m *addedMatcher) split(s string, emit func(string, int)) {
 			stop = len(s) - len(strings.TrimLeftFunc(s[stop:], isSpace))
 		}
 		if startOffset < start {
-			emit(s[startOffset:start], -1)
+			out = append(out, addedSpan{startOffset, start, -1})
 		}
-		emit("", tok.ID)
+		out = append(out, addedSpan{start, stop, tok.ID})
 		startOffset = stop
 	}
 	if startOffset < len(s) {
-		emit(s[startOffset:], -1)
+		out = append(out, addedSpan{startOffset, len(s), -1})
+	}
+	return out
+}
+
+// split calls emit for each segment of s in order: (text, -1) for text between tokens and
+// (token text, id) for an added token. Empty text segments are not emitted.
+func (m *addedMatcher) split(s string, emit func(string, int)) {
+	if m == nil {
+		if s != "" {
+			emit(s, -1)
+		}
+		return
+	}
+	for _, sp := range m.find(s) {
+		emit(s[sp.start:sp.stop], sp.id)
 	}
 }
 
