@@ -471,7 +471,7 @@ func (a *Archive) Release(name string) {
 
 // chunkBytes is the unit of conversion: each chunk is converted and then its
 // pages released, so even a single huge tensor is never resident twice.
-const chunkBytes = 4 << 20
+var chunkBytes int64 = 4 << 20
 
 func (a *Archive) convert(t *TensorInfo, dst []float32) error {
 	es := int64(t.DType.Size())
