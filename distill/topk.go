@@ -1,0 +1,172 @@
+package distill
+
+import (
+	"fmt"
+	"math/bits"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // graph DSL
+)
+
+// Top-M selection without the backend's Sort.
+//
+// graph.TopK sorts the whole axis with a comparator closure that the go backend runs once per
+// comparison: about 2 s per row of 151936, which rules it out for vocabulary-sized rows. Here the
+// selection is exact (same result as a stable descending sort, lower index first among equal
+// values) and built from ArgMax, Gather and ScatterMin:
+//
+//   - Every entry gets a unique int64 key that orders like (value descending, index ascending):
+//     key = (orderBits(value) + 2^31) << B | (2^B - 1 - index), B = bits needed for V.
+//   - Small rows: M rounds of ArgMax over the keys, each taking the winner out (key = -1).
+//   - Vocabulary-sized rows: a two-level tournament. The row is cut into nb strided blocks of
+//     size 64 (block b = {b, b+nb, b+2nb, ...}); one ArgMax pass over the row gives each block's
+//     head, and superblocks of 64 blocks keep the max of their heads. Each of the M rounds picks the
+//     best superblock, the best block in it, outputs that block's head, and refills the block with
+//     its best entry ranking after the head (64 gathered entries). A round touches about 200
+//     entries per row, so the cost is one pass over the row plus M small rounds.
+
+const (
+	tourBlock  = 64   // entries per strided block
+	tourFan    = 64   // blocks per superblock
+	tourMinLen = 4096 // rows shorter than this use the plain M-round ArgMax selection
+)
+
+// keyBits returns B, the number of low bits of a key that hold the (reversed) index.
+func keyBits(v int) int {
+	b := bits.Len(uint(v - 1))
+	if b < 1 {
+		b = 1
+	}
+	if 32+b > 62 {
+		panic(fmt.Sprintf("distill: axis of %d entries is too long for top-M keys", v))
+	}
+	return b
+}
+
+// orderKeys maps float32 values and their int32 indices (same shape) to unique int64 keys
+// ordered like (value descending, index ascending). -0 and +0 get the same value part.
+// NaN is not supported.
+func orderKeys(values, indices *Node, b int) *Node {
+	g := values.Graph()
+	if values.DType() != dtypes.Float32 {
+		values = ConvertDType(values, dtypes.Float32)
+	}
+	values = Add(values, ScalarZero(g, dtypes.Float32)) // -0 + 0 = +0
+	u := Bitcast(values, dtypes.Int32)
+	neg := LessThan(u, ScalarZero(g, dtypes.Int32))
+	u = Where(neg, BitwiseXor(u, Scalar(g, dtypes.Int32, 0x7FFFFFFF)), u)
+	k := AddScalar(ConvertDType(u, dtypes.Int64), int64(1)<<31)
+	k = MulScalar(k, int64(1)<<b)
+	rev := Sub(Scalar(g, dtypes.Int64, (int64(1)<<b)-1), ConvertDType(indices, dtypes.Int64))
+	return Add(k, rev)
+}
+
+// keyIndex decodes the index part of keys made by orderKeys.
+func keyIndex(keys *Node, b int) *Node {
+	g := keys.Graph()
+	low := BitwiseAnd(keys, Scalar(g, dtypes.Int64, (int64(1)<<b)-1))
+	return ConvertDType(Sub(Scalar(g, dtypes.Int64, (int64(1)<<b)-1), low), dtypes.Int32)
+}
+
+// TopMIndices returns the int32 indices [N, m] of the m largest entries of each row of x [N, V],
+// in descending order; among equal values the lower index comes first (the order of a stable
+// descending sort). The selection carries no gradient. x must be float32 (other float dtypes are
+// converted) and free of NaN; -inf and huge finite values are fine.
+func TopMIndices(x *Node, m int) *Node {
+	if x.Rank() != 2 {
+		panic(fmt.Sprintf("distill.TopMIndices: x must be [N, V], got %s", x.Shape()))
+	}
+	v := x.Shape().Dimensions[1]
+	if m < 1 || m > v {
+		panic(fmt.Sprintf("distill.TopMIndices: m=%d out of range for V=%d", m, v))
+	}
+	// No StopGradient needed: the result is integer (ArgMax/keys), and an Identity would copy x.
+	if v < tourMinLen {
+		return topMRounds(x, m)
+	}
+	return topMTournament(x, m)
+}
+
+// topMRounds: m rounds of ArgMax over the keys of the whole row.
+func topMRounds(x *Node, m int) *Node {
+	g := x.Graph()
+	n, v := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
+	b := keyBits(v)
+	iota := Iota(g, shapes.Make(dtypes.Int32, n, v), 1)
+	keys := orderKeys(x, iota, b)
+	minus1 := BroadcastToDims(Scalar(g, dtypes.Int64, -1), n, v)
+	out := make([]*Node, m)
+	for r := range m {
+		best := ReduceMax(keys, 1) // [N]
+		out[r] = keyIndex(best, b)
+		if r+1 < m {
+			keys = Where(Equal(keys, BroadcastToDims(InsertAxes(best, -1), n, v)), minus1, keys)
+		}
+	}
+	return Stack(out, 1)
+}
+
+// topMTournament: the two-level tournament over strided blocks (see the file comment).
+func topMTournament(x *Node, m int) *Node {
+	g := x.Graph()
+	n, v := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
+	if x.DType() != dtypes.Float32 {
+		x = ConvertDType(x, dtypes.Float32)
+	}
+	vp := (v + tourBlock - 1) / tourBlock * tourBlock
+	if vp != v {
+		x = Pad(x, Infinity(g, dtypes.Float32, -1), padAxis(0, 0), padAxis(0, vp-v))
+	}
+	b := keyBits(vp)
+	nb := vp / tourBlock
+	nbp := (nb + tourFan - 1) / tourFan * tourFan
+	ns := nbp / tourFan
+	iotaN := Iota(g, shapes.Make(dtypes.Int32, n), 0)
+
+	// Block heads: ArgMax over the strided layout [N, 64, nb] along the 64 axis (first max wins,
+	// which is the lowest index since index = r*nb + block).
+	rStar := ArgMax(Reshape(x, n, tourBlock, nb), 1, dtypes.Int32) // [N, nb]
+	iotaB := Iota(g, shapes.Make(dtypes.Int32, n, nb), 1)
+	headIdx := Add(MulScalar(rStar, nb), iotaB)
+	headVal := Gather(x, Stack([]*Node{Iota(g, shapes.Make(dtypes.Int32, n, nb), 0), headIdx}, -1)) // [N, nb]
+	bk := orderKeys(headVal, headIdx, b)
+	if nbp != nb {
+		bk = Pad(bk, Scalar(g, dtypes.Int64, -1), padAxis(0, 0), padAxis(0, nbp-nb))
+	}
+	bk = Reshape(bk, n, ns, tourFan)
+	sk := ReduceMax(bk, 2) // [N, ns]
+
+	iotaF := Iota(g, shapes.Make(dtypes.Int32, n, tourFan), 1)
+	iotaR := MulScalar(Iota(g, shapes.Make(dtypes.Int32, n, tourBlock), 1), nb) // r*nb
+	iotaNR := Iota(g, shapes.Make(dtypes.Int32, n, tourBlock), 0)
+	minus1F := BroadcastToDims(Scalar(g, dtypes.Int64, -1), n, tourFan)
+	minus1R := BroadcastToDims(Scalar(g, dtypes.Int64, -1), n, tourBlock)
+	out := make([]*Node, m)
+	for r := range m {
+		js := ArgMax(sk, 1, dtypes.Int32)                // [N]
+		seg := Gather(bk, Stack([]*Node{iotaN, js}, -1)) // [N, F]
+		bl := ArgMax(seg, 1, dtypes.Int32)               // [N]
+		kStar := ReduceMax(seg, 1)                       // [N]
+		out[r] = keyIndex(kStar, b)
+		if r+1 == m {
+			break
+		}
+		blk := Add(MulScalar(js, tourFan), bl) // [N] block index
+		// Refill the block with its best entry ranking after kStar.
+		elIdx := Add(iotaR, BroadcastToDims(InsertAxes(blk, -1), n, tourBlock)) // [N, 64]
+		elVal := Gather(x, Stack([]*Node{iotaNR, elIdx}, -1))                   // [N, 64]
+		ek := orderKeys(elVal, elIdx, b)
+		ek = Where(GreaterOrEqual(ek, BroadcastToDims(InsertAxes(kStar, -1), n, tourBlock)), minus1R, ek)
+		newK := ReduceMax(ek, 1) // [N]
+		bk = ScatterMin(bk, Stack([]*Node{iotaN, js, bl}, 1), newK, false, true)
+		seg2 := Where(Equal(iotaF, BroadcastToDims(InsertAxes(bl, -1), n, tourFan)),
+			BroadcastToDims(InsertAxes(newK, -1), n, tourFan), seg)
+		seg2 = Max(seg2, minus1F)
+		sk = ScatterMin(sk, Stack([]*Node{iotaN, js}, 1), ReduceMax(seg2, 1), false, true)
+	}
+	return Stack(out, 1)
+}
+
+func padAxis(start, end int) compute.PadAxis { return compute.PadAxis{Start: start, End: end} }
