@@ -167,8 +167,16 @@ func needGenerationFlags(o *evalOptions) error {
 	return nil
 }
 
-// loadEvalQuestions reads the question file (and the world's samples) and applies --limit.
+// loadEvalQuestions reads the question file (the world's samples for world) and applies --limit.
 func loadEvalQuestions(o *evalOptions) ([]eval.RunQuestion, error) {
+	qs, err := loadAllEvalQuestions(o)
+	if err == nil && o.limit > 0 && o.limit < len(qs) {
+		qs = qs[:o.limit]
+	}
+	return qs, err
+}
+
+func loadAllEvalQuestions(o *evalOptions) ([]eval.RunQuestion, error) {
 	var qs []eval.RunQuestion
 	if o.world {
 		samples, err := eval.ReadWorldSamples(o.questions)
@@ -181,9 +189,6 @@ func loadEvalQuestions(o *evalOptions) ([]eval.RunQuestion, error) {
 		if qs, err = eval.LoadRunQuestions(o.taskName, o.questions, o.allRounds); err != nil {
 			return nil, err
 		}
-	}
-	if o.limit > 0 && o.limit < len(qs) {
-		qs = qs[:o.limit]
 	}
 	return qs, nil
 }
@@ -239,9 +244,13 @@ type evalSettings struct {
 
 func generateEval(o *evalOptions) error {
 	start := time.Now()
-	qs, err := loadEvalQuestions(o)
+	all, err := loadAllEvalQuestions(o)
 	if err != nil {
 		return err
+	}
+	qs := all
+	if o.limit > 0 && o.limit < len(all) {
+		qs = all[:o.limit]
 	}
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return err
@@ -257,9 +266,12 @@ func generateEval(o *evalOptions) error {
 	if existing, err := readAnswersIfAny(answersPath); err != nil {
 		return err
 	} else if len(existing) > 0 {
-		if pending, err = eval.PendingQuestions(qs, existing, id); err != nil {
+		// Match the answers against every question (a rerun may have a smaller --limit), then
+		// keep the pending questions among the first --limit.
+		if pending, err = eval.PendingQuestions(all, existing, id); err != nil {
 			return err
 		}
+		pending = withinFirst(pending, qs)
 	}
 	if err := eval.CheckImages(pending, o.images); err != nil {
 		return err
@@ -304,7 +316,7 @@ func generateEval(o *evalOptions) error {
 	if genSeconds > 0 {
 		res.QuestionsPerSecond = float64(len(pending)) / genSeconds
 	}
-	m, annotations, err := scoreRun(o, answersPath, len(answers) < len(qs))
+	m, annotations, err := scoreRun(o, answersPath, len(answers) < len(all))
 	if err != nil {
 		return err
 	}
@@ -324,6 +336,25 @@ func generateEval(o *evalOptions) error {
 		return m.WriteMarkdown(o.stdout)
 	}
 	return nil
+}
+
+// withinFirst keeps the questions of pending that are among qs (a prefix of the question list).
+func withinFirst(pending, qs []eval.RunQuestion) []eval.RunQuestion {
+	type key struct {
+		id         string
+		round, occ int
+	}
+	in := map[key]bool{}
+	for _, q := range qs {
+		in[key{q.ID, q.Round, q.Occ}] = true
+	}
+	var out []eval.RunQuestion
+	for _, q := range pending {
+		if in[key{q.ID, q.Round, q.Occ}] {
+			out = append(out, q)
+		}
+	}
+	return out
 }
 
 // readAnswersIfAny reads an answers file; a missing or empty one has no answers.

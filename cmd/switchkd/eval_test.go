@@ -138,6 +138,11 @@ func TestEvalWorldResume(t *testing.T) {
 	if again != stdout {
 		t.Errorf("third run table differs:\n%s\nvs\n%s", again, stdout)
 	}
+	// A rerun with a smaller --limit accepts the answers beyond it and generates nothing.
+	_, stderr = runCLI(t, 0, "eval", "--model", tinyModel, "--task", "world", "--questions", test, "--out", out, "--limit", "1")
+	if !strings.Contains(stderr, "1 questions, 1 already answered") || len(answerLines(t, answers)) != len(samples) {
+		t.Errorf("--limit 1 rerun:\n%s", stderr)
+	}
 	// Scoring without a model gives the same metrics.
 	scoreOut := filepath.Join(dir, "score")
 	table, _ := runCLI(t, 0, "eval", "--task", "world", "--answers", answers, "--annotations", test, "--out", scoreOut)
