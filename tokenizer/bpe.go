@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"container/heap"
+	"strings"
 	"sync"
 	"unicode/utf8"
 )
@@ -34,15 +35,12 @@ const (
 	cacheMaxEntries = 1 << 18 // the cache is emptied when it reaches this size
 )
 
-// tokenize appends the ids of one pre-tokenized piece to dst.
-func (m *bpeModel) tokenize(piece string, dst []int) []int {
+// tokenize appends the ids of one pre-tokenized piece to dst. With byteLevel, piece is raw
+// text that still has to be mapped to the byte-level alphabet; the cache is keyed by what
+// tokenize receives (one tokenizer always calls it the same way).
+func (m *bpeModel) tokenize(piece string, byteLevel bool, dst []int) []int {
 	if piece == "" {
 		return dst
-	}
-	if m.ignoreMerges {
-		if id, ok := m.vocab[piece]; ok {
-			return append(dst, id)
-		}
 	}
 	cacheable := len(piece) < cacheMaxWordLen
 	if cacheable {
@@ -53,13 +51,22 @@ func (m *bpeModel) tokenize(piece string, dst []int) []int {
 			return append(dst, ids...)
 		}
 	}
-	ids := m.mergeWord(piece)
+	word := piece
+	if byteLevel {
+		word = byteLevelMap(piece)
+	}
+	var ids []int
+	if id, ok := m.vocab[word]; ok && m.ignoreMerges {
+		ids = []int{id}
+	} else {
+		ids = m.mergeWord(word)
+	}
 	if cacheable {
 		m.cacheMu.Lock()
 		if len(m.cache) >= cacheMaxEntries {
 			m.cache = make(map[string][]int)
 		}
-		m.cache[piece] = ids
+		m.cache[strings.Clone(piece)] = ids
 		m.cacheMu.Unlock()
 	}
 	return append(dst, ids...)

@@ -25,6 +25,15 @@ type splitStep struct {
 }
 
 func (st splitStep) apply(s string, emit func(string)) {
+	if sm, ok := st.m.(streamMatcher); ok && !st.removed {
+		// Isolated, and the pattern matches every character: every match is a piece.
+		for i := 0; i < len(s); {
+			e := sm.next(s, i)
+			emit(s[i:e])
+			i = e
+		}
+		return
+	}
 	var buf [64][2]int
 	spans := st.m.find(s, buf[:0])
 	keep := func(isMatch bool) bool { return !st.removed || isMatch == st.invert }
@@ -53,16 +62,22 @@ type byteLevelStep struct {
 }
 
 func (st byteLevelStep) apply(s string, emit func(string)) {
+	st.split(s, func(piece string) { emit(byteLevelMap(piece)) })
+}
+
+// split is the step without the byte mapping: the prefix space and the GPT-2 regex.
+func (st byteLevelStep) split(s string, emit func(string)) {
 	if st.addPrefixSpace && !strings.HasPrefix(s, " ") {
 		s = " " + s
 	}
 	if !st.useRegex {
-		emit(byteLevelMap(s))
+		emit(s)
 		return
 	}
-	var buf [64][2]int
-	for _, sp := range (gpt2Matcher{}).find(s, buf[:0]) {
-		emit(byteLevelMap(s[sp[0]:sp[1]]))
+	for i := 0; i < len(s); {
+		e := gpt2Next(s, i)
+		emit(s[i:e])
+		i = e
 	}
 }
 
@@ -264,6 +279,14 @@ func build(m *bpeModel, added []AddedToken, sections map[string][]byte, fromFile
 	}
 	if t.steps, err = parsePreTokenizer(sections["pre_tokenizer"]); err != nil {
 		return nil, fmt.Errorf("pre_tokenizer: %w", err)
+	}
+	// A final ByteLevel step is fused with the model: its pieces are byte-mapped only on a
+	// cache miss, and the cache is keyed by the unmapped piece.
+	if n := len(t.steps); n > 0 {
+		if bl, ok := t.steps[n-1].(byteLevelStep); ok {
+			t.steps = t.steps[:n-1]
+			t.finalByteLevel = &bl
+		}
 	}
 	if t.decoder, err = parseDecoder(sections["decoder"]); err != nil {
 		return nil, fmt.Errorf("decoder: %w", err)

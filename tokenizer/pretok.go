@@ -120,6 +120,16 @@ func contraction(s string, i int, fold bool) int {
 	return -1
 }
 
+// streamMatcher is a matcher whose pattern matches at every position (its matches tile the
+// text); next returns the end of the match starting at i.
+type streamMatcher interface {
+	matcher
+	next(s string, i int) int
+}
+
+func (qwenMatcher) next(s string, i int) int { return qwenNext(s, i) }
+func (gpt2Matcher) next(s string, i int) int { return gpt2Next(s, i) }
+
 // qwenMatcher is a hand-written equivalent of QwenPattern (checked against regexp2 in tests).
 type qwenMatcher struct{}
 

@@ -74,6 +74,8 @@ type Tokenizer struct {
 
 	normalizers []norm.Form
 	steps       []preStep
+	// finalByteLevel is the last pre-tokenizer step when it is ByteLevel (see build).
+	finalByteLevel *byteLevelStep
 	decoder     decoderKind
 
 	// JSON of the pipeline sections, written back by Save.
@@ -103,8 +105,14 @@ func (t *Tokenizer) Encode(text string) []int {
 				ids = append(ids, id)
 				return
 			}
+			if bl := t.finalByteLevel; bl != nil {
+				t.preTokenize(0, seg, func(piece string) {
+					bl.split(piece, func(raw string) { ids = t.model.tokenize(raw, true, ids) })
+				})
+				return
+			}
 			t.preTokenize(0, seg, func(piece string) {
-				ids = t.model.tokenize(piece, ids)
+				ids = t.model.tokenize(piece, false, ids)
 			})
 		})
 	})

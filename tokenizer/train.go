@@ -33,11 +33,15 @@ func TrainBPE(corpus []string, vocabSize int, added []string) (*Tokenizer, error
 		seen[a] = true
 		addedToks = append(addedToks, AddedToken{ID: -1, Content: a, Special: true})
 	}
+	// Cut the added tokens out with a matcher whose ids are just their indices.
 	var pats []string
-	for _, a := range addedToks {
+	matchToks := make([]AddedToken, len(addedToks))
+	for i, a := range addedToks {
 		pats = append(pats, a.Content)
+		matchToks[i] = a
+		matchToks[i].ID = i
 	}
-	am := newAddedMatcher(addedToks, pats)
+	am := newAddedMatcher(matchToks, pats)
 
 	// Word frequencies.
 	counts := map[string]int{}
