@@ -76,7 +76,7 @@ type Tokenizer struct {
 	steps       []preStep
 	// finalByteLevel is the last pre-tokenizer step when it is ByteLevel (see build).
 	finalByteLevel *byteLevelStep
-	decoder     decoderKind
+	decoder        decoderKind
 
 	// JSON of the pipeline sections, written back by Save.
 	sections map[string][]byte
