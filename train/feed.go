@@ -113,3 +113,21 @@ func (f *SliceFeed) Next() (Sample, error) {
 	f.pos.Index++
 	return s, nil
 }
+
+// PrepareSamples loads every sample for both models (in order), for evaluation.
+func PrepareSamples(samples []data.Sample, images string, student, teacher *vlm.VLM) ([]Sample, error) {
+	out := make([]Sample, len(samples))
+	for i, s := range samples {
+		in, err := student.Input(s, images)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = Sample{Student: in, Teacher: in}
+		if teacher != nil && teacher.PP != student.PP {
+			if out[i].Teacher, err = teacher.Input(s, images); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}

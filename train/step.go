@@ -9,6 +9,7 @@ import (
 	. "github.com/gomlx/gomlx/core/graph"
 
 	"github.com/switchkd/switchkd/distill"
+	"github.com/switchkd/switchkd/models/layers"
 	"github.com/switchkd/switchkd/models/tinyllava"
 )
 
@@ -130,64 +131,105 @@ func (s *stepGraph) needTeacher() bool {
 func (s *stepGraph) useAlign() bool { return s.obj.WAlign != 0 && s.obj.Align != None }
 func (s *stepGraph) useVSD() bool   { return s.obj.WVSD != 0 && s.obj.VSD != None }
 
-// build returns the graph function. Inputs: student params (Used order), teacher params
-// (Used order, if needed), student batch, teacher batch (if needed), then CEPos, CETargets,
-// CEWeights, ceScale, [KDStudent, KDTeacher, KDWeights, kdScale]. Outputs: the gradients of
-// the scaled total w.r.t. the trainable parameters, then the three unscaled term sums
-// (float64 scalars).
-func (s *stepGraph) build(sHasImg, tHasImg bool) func([]*Node) []*Node {
-	sc, sNames := s.student.Config, s.student.Params.Used
-	return func(in []*Node) []*Node {
-		ws := tinyllava.Weights(sNames, in[:len(sNames)])
-		in = in[len(sNames):]
-		var wt func(string) *Node
-		var tc *tinyllava.Config
-		if s.needTeacher() {
-			tNames := s.teacher.Params.Used
-			tw := tinyllava.Weights(tNames, in[:len(tNames)])
-			// The teacher is frozen: its weights are constants for autodiff.
-			wt = func(n string) *Node { return StopGradient(tw(n)) }
-			tc = s.teacher.Config
-			in = in[len(tNames):]
-		}
-		sb, rest := tinyllava.BatchInputs(in, sHasImg)
-		var tb tinyllava.BatchNodes
-		if s.needTeacher() {
-			tb, rest = tinyllava.BatchInputs(rest, tHasImg)
-		}
-		cePos, ceTgt, ceW, ceScale := rest[0], rest[1], rest[2], rest[3]
-		rest = rest[4:]
+// terms are one micro-batch's per-position loss terms inside a graph.
+type terms struct {
+	ws               layers.Weights
+	ce, align, vsd   *Node // [Nce], [Nkd], [Nkd]; align/vsd nil when not used
+	ceW, kdW         *Node // 0/1 position weights
+	ceScale, kdScale *Node // 1 / global-batch token counts (float64 scalars)
+}
 
-		hs := sc.Hidden(ws, sb)
-		hsFlat := flatten(hs)
-		sLogitsCE := sc.Logits(ws, gatherRows(hsFlat, cePos))
-		ceSum := weightedSum(distill.CE(sLogitsCE, ceTgt, ceW), ceW)
-		total := Mul(ConvertDType(ceSum, ceScale.DType()), MulScalar(ceScale, s.obj.WCE))
-		alignSum, vsdSum := ScalarZero(hs.Graph(), ceScale.DType()), ScalarZero(hs.Graph(), ceScale.DType())
-		if s.needTeacher() {
-			kdS, kdT, kdW, kdScale := rest[0], rest[1], rest[2], rest[3]
-			v := min(sc.Text.VocabSize, tc.Text.VocabSize)
-			cut := func(x *Node) *Node { return SliceAxis(x, -1, AxisRange(0, v)) }
-			zt := StopGradient(cut(tc.Logits(wt, gatherRows(flatten(tc.Hidden(wt, tb)), kdT))))
-			if s.useAlign() {
-				zs := cut(sc.Logits(ws, gatherRows(hsFlat, kdS)))
-				alignSum = ConvertDType(weightedSum(perPosition(s.obj.Align, zt, zs, kdW, s.obj), kdW), ceScale.DType())
-				total = Add(total, Mul(alignSum, MulScalar(kdScale, s.obj.WAlign)))
-			}
-			if s.useVSD() {
-				// Visual switch: the student's vision features through the teacher's connector and LLM.
-				hw := tc.HiddenFromArch(sc, ws, wt, sb)
-				zw := cut(tc.Logits(wt, gatherRows(flatten(hw), kdS)))
-				vsdSum = ConvertDType(weightedSum(perPosition(s.obj.VSD, zt, zw, kdW, s.obj), kdW), ceScale.DType())
-				total = Add(total, Mul(vsdSum, MulScalar(kdScale, s.obj.WVSD)))
-			}
+// forward builds the three forward passes and the per-position terms. Inputs: student params
+// (Used order), teacher params (Used order, if needed), student batch, teacher batch (if
+// needed), then CEPos, CETargets, CEWeights, ceScale, [KDStudent, KDTeacher, KDWeights, kdScale].
+func (s *stepGraph) forward(in []*Node, sHasImg, tHasImg bool) terms {
+	sc, sNames := s.student.Config, s.student.Params.Used
+	var r terms
+	r.ws = tinyllava.Weights(sNames, in[:len(sNames)])
+	in = in[len(sNames):]
+	var wt layers.Weights
+	var tc *tinyllava.Config
+	if s.needTeacher() {
+		tNames := s.teacher.Params.Used
+		tw := tinyllava.Weights(tNames, in[:len(tNames)])
+		// The teacher is frozen: its weights are constants for autodiff.
+		wt = func(n string) *Node { return StopGradient(tw(n)) }
+		tc = s.teacher.Config
+		in = in[len(tNames):]
+	}
+	sb, rest := tinyllava.BatchInputs(in, sHasImg)
+	var tb tinyllava.BatchNodes
+	if s.needTeacher() {
+		tb, rest = tinyllava.BatchInputs(rest, tHasImg)
+	}
+	cePos, ceTgt := rest[0], rest[1]
+	r.ceW, r.ceScale = rest[2], rest[3]
+	rest = rest[4:]
+	hsFlat := flatten(sc.Hidden(r.ws, sb))
+	r.ce = distill.CE(sc.Logits(r.ws, gatherRows(hsFlat, cePos)), ceTgt, r.ceW)
+	if !s.needTeacher() {
+		return r
+	}
+	kdS, kdT := rest[0], rest[1]
+	r.kdW, r.kdScale = rest[2], rest[3]
+	v := min(sc.Text.VocabSize, tc.Text.VocabSize)
+	cut := func(x *Node) *Node { return SliceAxis(x, -1, AxisRange(0, v)) }
+	zt := StopGradient(cut(tc.Logits(wt, gatherRows(flatten(tc.Hidden(wt, tb)), kdT))))
+	if s.useAlign() {
+		zs := cut(sc.Logits(r.ws, gatherRows(hsFlat, kdS)))
+		r.align = perPosition(s.obj.Align, zt, zs, r.kdW, s.obj)
+	}
+	if s.useVSD() {
+		// Visual switch: the student's vision features through the teacher's connector and LLM.
+		hw := tc.HiddenFromArch(sc, r.ws, wt, sb)
+		zw := cut(tc.Logits(wt, gatherRows(flatten(hw), kdS)))
+		r.vsd = perPosition(s.obj.VSD, zt, zw, r.kdW, s.obj)
+	}
+	return r
+}
+
+// build returns the gradient graph function (inputs as forward). Outputs: the gradients of the
+// scaled total w.r.t. the trainable parameters, then the three unscaled term sums (float64).
+func (s *stepGraph) build(sHasImg, tHasImg bool) func([]*Node) []*Node {
+	return func(in []*Node) []*Node {
+		r := s.forward(in, sHasImg, tHasImg)
+		g := r.ce.Graph()
+		ceSum := weightedSum(r.ce, r.ceW)
+		total := Mul(ceSum, MulScalar(r.ceScale, s.obj.WCE))
+		alignSum, vsdSum := ScalarZero(g, dtypes.Float64), ScalarZero(g, dtypes.Float64)
+		if r.align != nil {
+			alignSum = weightedSum(r.align, r.kdW)
+			total = Add(total, Mul(alignSum, MulScalar(r.kdScale, s.obj.WAlign)))
+		}
+		if r.vsd != nil {
+			vsdSum = weightedSum(r.vsd, r.kdW)
+			total = Add(total, Mul(vsdSum, MulScalar(r.kdScale, s.obj.WVSD)))
 		}
 		nodes := make([]*Node, len(s.trainable))
 		for i, n := range s.trainable {
-			nodes[i] = ws(n)
+			nodes[i] = r.ws(n)
 		}
-		grads := Gradient(ConvertDType(total, ceSum.DType()), nodes...)
-		return append(grads, ConvertDType(ceSum, ceScale.DType()), alignSum, vsdSum)
+		grads := Gradient(total, nodes...)
+		return append(grads, ceSum, alignSum, vsdSum)
+	}
+}
+
+// buildLosses returns a forward-only graph (inputs as forward) whose outputs are the
+// per-position ce [Nce], align [Nkd] and vsd [Nkd] (zeros for unused terms).
+func (s *stepGraph) buildLosses(sHasImg, tHasImg bool) func([]*Node) []*Node {
+	return func(in []*Node) []*Node {
+		r := s.forward(in, sHasImg, tHasImg)
+		align, vsd := r.align, r.vsd
+		if align == nil {
+			align = ZerosLike(r.ce)
+			if r.kdW != nil {
+				align = ZerosLike(r.kdW)
+			}
+		}
+		if vsd == nil {
+			vsd = ZerosLike(align)
+		}
+		return []*Node{r.ce, align, vsd}
 	}
 }
 
