@@ -45,8 +45,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("siglip config: hidden_size, intermediate_size, num_hidden_layers and num_channels must be positive")
 	case c.NumAttentionHeads <= 0 || c.HiddenSize%c.NumAttentionHeads != 0:
 		return fmt.Errorf("siglip config: hidden_size %d is not divisible by num_attention_heads %d", c.HiddenSize, c.NumAttentionHeads)
-	case c.PatchSize <= 0 || c.ImageSize <= 0 || c.ImageSize%c.PatchSize != 0:
-		return fmt.Errorf("siglip config: image_size %d is not a multiple of patch_size %d", c.ImageSize, c.PatchSize)
+	case c.PatchSize <= 0 || c.ImageSize < c.PatchSize:
+		return fmt.Errorf("siglip config: image_size %d and patch_size %d must be positive, image_size >= patch_size", c.ImageSize, c.PatchSize)
 	}
 	switch c.HiddenAct {
 	case "gelu_pytorch_tanh", "gelu", "gelu_new", "quick_gelu":
@@ -99,8 +99,13 @@ func Forward(w layers.Weights, prefix string, c Config, pixels *Node, numLayers 
 	b, ch, p := dims[0], dims[1], c.PatchSize
 	n := c.ImageSize / p
 	// Patchify: [B, C, n, p, n, p] -> [B, n, n, C, p, p] -> [B, n*n, C*p*p], matching the
-	// conv weight's [out, C, p, p] flattening.
-	x := Reshape(pixels, b, ch, n, p, n, p)
+	// conv weight's [out, C, p, p] flattening. A stride-p convolution without padding ignores
+	// the last image_size mod p rows and columns (384 px at patch 14 gives 27x27 patches).
+	x := pixels
+	if n*p != dims[2] || n*p != dims[3] {
+		x = Slice(x, AxisRange(), AxisRange(), AxisRange(0, n*p), AxisRange(0, n*p))
+	}
+	x = Reshape(x, b, ch, n, p, n, p)
 	x = TransposeAllAxes(x, 0, 2, 4, 1, 3, 5)
 	x = Reshape(x, b, n*n, ch*p*p)
 	e := prefix + "vision_model.embeddings."

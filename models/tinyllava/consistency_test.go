@@ -203,3 +203,62 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 		t.Fatalf("BF16 reload: max logit difference %v (max |logit| %v); want small but non-zero", maxDiff, maxAbs)
 	}
 }
+
+// SigLIP-so400m uses 384 px at patch 14: the stride-14 convolution covers 27x27 patches and
+// ignores the last 6 rows and columns. A model with image_size 18 / patch 4 must therefore equal
+// the same weights at image_size 16 on the top-left 16x16 crop.
+func TestPatchEmbeddingIgnoresRemainder(t *testing.T) {
+	c16 := tinyConfig(t)
+	raw := []byte(`{"model_type":"tinyllava","connector_type":"mlp2x_gelu","tokenizer_model_max_length":128,
+	 "text_config":{"model_type":"qwen2","vocab_size":97,"hidden_size":32,"intermediate_size":48,
+	   "num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"rope_theta":10000,
+	   "rms_norm_eps":1e-6,"tie_word_embeddings":true,"max_position_embeddings":512},
+	 "vision_config":{"model_type":"siglip_vision_model","hidden_size":16,"intermediate_size":24,
+	   "num_hidden_layers":2,"num_attention_heads":2,"image_size":18,"patch_size":4,"layer_norm_eps":1e-6}}`)
+	c18, err := ParseConfig(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c18.NumImageFeatures() != c16.NumImageFeatures() {
+		t.Fatalf("18px/4 gives %d features, 16px/4 %d", c18.NumImageFeatures(), c16.NumImageFeatures())
+	}
+	p := RandomParams(c16, 0.2, 1)
+	b := engine.MustBackend("")
+	m16, err := New(c16, p, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m18, err := New(c18, p, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 1))
+	img18 := make([]float32, 3*18*18)
+	for i := range img18 {
+		img18[i] = float32(rng.Float64()*2 - 1)
+	}
+	img16 := make([]float32, 3*16*16)
+	for ch := 0; ch < 3; ch++ {
+		for y := 0; y < 16; y++ {
+			for x := 0; x < 16; x++ {
+				img16[(ch*16+y)*16+x] = img18[(ch*18+y)*18+x]
+			}
+		}
+	}
+	ids := []int{3, ImageTokenIndex, 4}
+	b16, _ := c16.BuildBatch([]Input{{ID: "a", IDs: ids, Images: [][]float32{img16}}}, 1)
+	b18, _ := c18.BuildBatch([]Input{{ID: "a", IDs: ids, Images: [][]float32{img18}}}, 1)
+	l16, err := m16.Logits(b16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l18, err := m18.Logits(b18)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range l16 {
+		if l16[i] != l18[i] {
+			t.Fatalf("logit %d: %v (18 px) vs %v (16 px crop)", i, l18[i], l16[i])
+		}
+	}
+}
