@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/text/unicode/norm"
@@ -464,5 +465,31 @@ func TestLoadErrors(t *testing.T) {
 	// "ab--ab" -> "ab", "ab" -> each gets a prefix space -> "Ġab" twice.
 	if got := tk.Encode("ab--ab"); !reflect.DeepEqual(got, []int{4, 4}) {
 		t.Errorf("Encode = %v, want [4 4]", got)
+	}
+}
+
+// TestConcurrentEncode: one tokenizer (and its cache) shared by several goroutines gives the
+// same ids as sequential use. Run with -race to check the locking.
+func TestConcurrentEncode(t *testing.T) {
+	q := load(t, "qwen2.5")
+	cases := readCases(t)
+	errs := make(chan string, 8*len(cases))
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for k := range cases {
+				c := cases[(k+g*7)%len(cases)]
+				if got := q.Encode(c.Text); !equalIDs(got, c.Qwen) {
+					errs <- c.Name
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for name := range errs {
+		t.Errorf("concurrent Encode differs on %s", name)
 	}
 }

@@ -339,6 +339,12 @@ func build(m *bpeModel, added []AddedToken, sections map[string][]byte, fromFile
 		}
 		t.addedDecode[a.ID] = dec
 	}
+	for id := range m.vocabR {
+		t.vocabSize = max(t.vocabSize, id+1)
+	}
+	for _, a := range t.added {
+		t.vocabSize = max(t.vocabSize, a.ID+1)
+	}
 	t.rawAdded = newAddedMatcher(rawToks, rawPats)
 	t.normAdded = newAddedMatcher(normToks, normPats)
 	return t, nil

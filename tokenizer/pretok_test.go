@@ -1,7 +1,12 @@
 package tokenizer
 
 import (
+	"bufio"
+	"compress/gzip"
+	"encoding/json"
 	"math/rand"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -13,7 +18,8 @@ import (
 func allRunes() []rune {
 	rs := make([]rune, 0, 0x110000)
 	for r := rune(0); r <= unicode.MaxRune; r++ {
-		if r >= 0xD800 && r <= 0xDFFF {
+		// Planes 4-13 are unassigned and planes 15-16 private use: nothing there is \s, L or N.
+		if (r >= 0xD800 && r <= 0xDFFF) || (r >= 0x40000 && r < 0xE0000) || r >= 0xF0000 {
 			continue
 		}
 		rs = append(rs, r)
@@ -188,5 +194,53 @@ func TestQwenPieces(t *testing.T) {
 		if got := pieces(c.in, (qwenMatcher{}).find(c.in, nil)); !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%q: got %q, want %q", c.in, got, c.want)
 		}
+	}
+}
+
+// TestMatchersAgainstPythonRegex compares both split patterns with the cuts the Python
+// `regex` module made (testdata/gen_pretok.py): an engine independent of regexp2 and of the
+// hand-written matchers.
+func TestMatchersAgainstPythonRegex(t *testing.T) {
+	f, err := os.Open(filepath.Join("testdata", "pretok_regex.jsonl.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(zr)
+	n, bad := 0, 0
+	for sc.Scan() {
+		var rec struct {
+			Text string   `json:"text"`
+			Qwen []string `json:"qwen"`
+			GPT2 []string `json:"gpt2"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			t.Fatalf("line %d: %v", n+1, err)
+		}
+		n++
+		for _, c := range []struct {
+			name string
+			m    matcher
+			want []string
+		}{{"qwen", qwenMatcher{}, rec.Qwen}, {"gpt2", gpt2Matcher{}, rec.GPT2}} {
+			if got := pieces(rec.Text, c.m.find(rec.Text, nil)); !reflect.DeepEqual(got, c.want) {
+				if bad++; bad <= 10 {
+					t.Errorf("%s on %+q:\n got %+q\nwant %+q", c.name, rec.Text, got, c.want)
+				}
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n != 4000 {
+		t.Fatalf("read %d records, want 4000", n)
+	}
+	if bad > 0 {
+		t.Errorf("%d mismatches", bad)
 	}
 }

@@ -78,6 +78,8 @@ type Tokenizer struct {
 	finalByteLevel *byteLevelStep
 	decoder        decoderKind
 
+	vocabSize int
+
 	// JSON of the pipeline sections, written back by Save.
 	sections map[string][]byte
 }
@@ -186,16 +188,7 @@ func (t *Tokenizer) Token(id int) (string, bool) {
 }
 
 // VocabSize returns the largest id in the vocabulary or the added tokens, plus one.
-func (t *Tokenizer) VocabSize() int {
-	n := 0
-	for id := range t.model.vocabR {
-		n = max(n, id+1)
-	}
-	for _, a := range t.added {
-		n = max(n, a.ID+1)
-	}
-	return n
-}
+func (t *Tokenizer) VocabSize() int { return t.vocabSize }
 
 // AddedTokens returns a copy of the added tokens, sorted by id.
 func (t *Tokenizer) AddedTokens() []AddedToken {
