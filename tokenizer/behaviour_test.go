@@ -493,3 +493,43 @@ func TestConcurrentEncode(t *testing.T) {
 		t.Errorf("concurrent Encode differs on %s", name)
 	}
 }
+
+// TestPhi2StyleWhitespaceTokens: Phi-2 (CodeGen) adds runs of spaces and tabs as added tokens
+// with normalized=true on a GPT-2 pipeline. They are cut out before the regex, the longest
+// run first, and decode back to their raw characters (which are outside the byte alphabet).
+func TestPhi2StyleWhitespaceTokens(t *testing.T) {
+	g := load(t, "gpt2")
+	vocab := map[string]int{}
+	for id := 0; id < 50257; id++ {
+		s, _ := g.Token(id)
+		vocab[s] = id
+	}
+	added := []AddedToken{{ID: 50256, Content: "<|endoftext|>", Special: true}}
+	for n := 2; n <= 4; n++ {
+		added = append(added, AddedToken{ID: 50255 + n, Content: strings.Repeat(" ", n), Normalized: true})
+	}
+	added = append(added, AddedToken{ID: 50260, Content: "\t\t", Normalized: true})
+	phi, err := New(vocab, g.model.merges, added, Options{Pipeline: PipelineGPT2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := "def f():\n     return 1\t\t\tx  y<|endoftext|>"
+	ids := phi.Encode(text)
+	// "\n" + 5 spaces: the 4-space token, then " return" as usual.
+	want := append(append([]int{}, g.Encode("def f():\n")...), 50259)
+	want = append(want, g.Encode(" return 1")...)
+	want = append(want, 50260)
+	want = append(want, g.Encode("\tx")...)
+	want = append(want, 50257)
+	want = append(want, g.Encode("y")...)
+	want = append(want, 50256)
+	if !reflect.DeepEqual(ids, want) {
+		t.Errorf("Encode = %v\nwant     %v", ids, want)
+	}
+	if got := phi.Decode(ids, false); got != text {
+		t.Errorf("Decode = %q", got)
+	}
+	if got := phi.Decode(ids, true); got != strings.TrimSuffix(text, "<|endoftext|>") {
+		t.Errorf("Decode(skip) = %q", got)
+	}
+}
