@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
 	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 
@@ -81,12 +83,20 @@ func Load(dir string, backend compute.Backend) (*Model, error) {
 		if !info.DType.IsFloat() {
 			continue // not a weight switchkd uses (e.g. an int buffer): nothing to carry
 		}
-		data, err := ar.Float32(name)
+		// Convert straight into the backend's (shared, for the go backend) buffer: one float32
+		// copy of the weights in memory, the mapped file pages released tensor by tensor.
+		t, err := tensors.FromShapeForBackend(backend, 0, shapes.Make(dtypes.Float32, info.Shape...))
 		if err != nil {
 			return nil, err
 		}
-		dims := slices.Clone(info.Shape)
-		p.T[name] = tensors.FromFlatDataAndDimensions(data, dims...)
+		var rerr error
+		if err := tensors.MutableFlatData(t, func(flat []float32) { rerr = ar.ReadFloat32Into(name, flat) }); err != nil {
+			return nil, err
+		}
+		if rerr != nil {
+			return nil, rerr
+		}
+		p.T[name] = t
 	}
 	m, err := New(cfg, p.T, backend)
 	if err != nil {
