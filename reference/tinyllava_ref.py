@@ -376,8 +376,8 @@ def bytes_to_tensor(b, dt, shape):
 
 
 def write_safetensors(path, specs, chunks, metadata=None):
-    """specs: [(name, dtype, shape)] in file order; chunks: iterable of bytes, one per spec,
-    produced lazily (a generator keeps only one tensor in memory)."""
+    """specs: [(name, dtype, shape)] in file order; chunks: iterable with one item per spec, either
+    bytes or an iterable of byte pieces, produced lazily (a generator keeps one piece in memory)."""
     header = {"__metadata__": metadata or {"format": "pt"}}
     off = 0
     for name, dt, shape in specs:
@@ -391,8 +391,11 @@ def write_safetensors(path, specs, chunks, metadata=None):
         f.write(hb)
         for (name, dt, shape), data in zip(specs, chunks):
             want = header[name]["data_offsets"][1] - header[name]["data_offsets"][0]
-            assert len(data) == want, (name, len(data), want)
-            f.write(data)
+            got = 0
+            for piece in ([data] if isinstance(data, (bytes, bytearray)) else data):
+                f.write(piece)
+                got += len(piece)
+            assert got == want, (name, got, want)
     return off
 
 
@@ -535,9 +538,10 @@ def tensor_specs(cfg):
     return s
 
 
-def init_tensor(shape, kind, gen, dtype=torch.float64, logit_std=3.0):
+def init_tensor(shape, kind, gen, dtype=torch.float64, logit_std=3.0, fan_in=None):
     """Random init chosen so that activations and logits are far from degenerate."""
-    fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+    if fan_in is None:
+        fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
     r = torch.randn(*shape, generator=gen, dtype=dtype)
     if kind in ("lin", "conv"):
         return r / math.sqrt(fan_in)
@@ -664,7 +668,7 @@ class RefModel:
         h = x.shape[-1] // 2
         return torch.cat([-x[..., h:], x[..., :h]], dim=-1)
 
-    def llm(self, x, pos, key_mask=None, cache=None):
+    def llm(self, x, pos, key_mask=None, cache=None, last_only=False):
         """x: [B,T,H] input embeddings; pos: [B,T] positions; key_mask: [B,S] bool (True = real
         token) over all keys (cache + new); cache: list of (k, v) per layer, updated in place."""
         w, mp = self.w, self.mp
@@ -709,11 +713,13 @@ class RefModel:
             g = F.linear(h, w[lp + "mlp.gate_proj.weight"])
             u = F.linear(h, w[lp + "mlp.up_proj.weight"])
             x = r + F.linear(F.silu(g) * u, w[lp + "mlp.down_proj.weight"])
+        if last_only:
+            x = x[:, -1:]
         x = self.rms(x, w[mp + "norm.weight"])
         return F.linear(x, self.lm_head)
 
     # ---- TinyLLaVA assembly (prepare_inputs_labels_for_multimodal)
-    def splice(self, ids, labels, pixels):
+    def splice(self, ids, labels, pixels, feats=None):
         """One sample: ids (list, may hold -200), labels (list or None), pixels [3,H,W] or None.
         Returns (embeds [T,H], labels [T] or None, n_image_tokens)."""
         ids_t = torch.tensor(ids, dtype=torch.long)
@@ -723,9 +729,10 @@ class RefModel:
         if not where:
             emb, lab, nimg = self.embed(ids_t), lab_t, 0
         else:
-            assert pixels is not None, "sample has <image> but no pixel tensor"
+            assert pixels is not None or feats is not None, "sample has <image> but no pixel tensor"
             assert len(where) == 1, "one image per sample"
-            feats = self.encode_images(pixels[None])[0]
+            if feats is None:
+                feats = self.encode_images(pixels[None])[0]
             bounds = [-1] + where + [len(ids)]
             e_parts, l_parts = [], []
             for j in range(len(bounds) - 1):
@@ -1311,13 +1318,17 @@ def bench_write(out):
     specs = sorted(tensor_specs(cfg))
     gen = torch.Generator().manual_seed(BENCH_FC["seed"])
 
-    def chunks():   # one tensor at a time: peak memory is the largest tensor (embeddings)
-        for name, shape, kind in specs:
-            t = init_tensor(shape, kind, gen, dtype=torch.float32, logit_std=3.0)
-            if kind == "embed" or kind == "head":
-                t[tok_size:] *= 0.1
+    def pieces(shape, kind):   # row blocks of at most ~4M values: low, constant memory
+        fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+        rows = max(1, (1 << 22) // fan_in) if len(shape) > 1 else shape[0]
+        for r0 in range(0, shape[0], rows):
+            sub = [min(rows, shape[0] - r0)] + list(shape[1:])
+            t = init_tensor(sub, kind, gen, dtype=torch.float32, fan_in=fan_in)
             yield tensor_to_bytes(t, "BF16")
-            del t
+
+    def chunks():   # one tensor at a time, each in row blocks
+        for name, shape, kind in specs:
+            yield pieces(shape, kind)
     t0 = time.time()
     n = write_safetensors(os.path.join(out, "model.safetensors"), [(nm, "BF16", sh) for nm, sh, _ in specs], chunks())
     return {"tensors": len(specs), "params": n // 2, "data_bytes": n,
@@ -1325,12 +1336,13 @@ def bench_write(out):
 
 
 def bench_time(out, threads=2, prompt_tokens=64, new_tokens=32):
+    """Wall and process-CPU seconds (CPU / threads approximates wall on an idle machine)."""
     torch.set_num_threads(threads)
     cfg = json.load(open(os.path.join(out, "config.json")))
     tok = BPETokenizer(json.load(open(os.path.join(out, "tokenizer.json"), encoding="utf-8")))
     t0 = time.time()
     model = RefModel(cfg, load_checkpoint(out, dtype=torch.float32), dtype=torch.float32)
-    load_s = time.time() - t0
+    res = {"threads": threads, "dtype": "float32", "load_s": time.time() - t0}
     q = ("<image>\nDescribe the picture in detail. What is shown, where is the dog, what color is the house, "
          "is it sunny, and how many cats are there? Tell me a story about it.")
     prompt = build_prompt([{"from": "human", "value": q}, {"from": "gpt", "value": None}])
@@ -1339,29 +1351,38 @@ def bench_time(out, threads=2, prompt_tokens=64, new_tokens=32):
         q += " What else?"
         prompt = build_prompt([{"from": "human", "value": q}, {"from": "gpt", "value": None}])
         ids = tokenizer_image_token(prompt, tok)
+    res["prompt_text_tokens"] = len(ids) - 1
     g = torch.Generator().manual_seed(0)
     size = cfg["vision_config"]["image_size"]
-    px = (torch.rand(3, size, size, generator=g) * 2 - 1)
-    res = {"threads": threads, "dtype": "float32", "load_s": load_s, "prompt_text_tokens": len(ids) - 1}
+    px = torch.rand(3, size, size, generator=g) * 2 - 1
+
+    def clock():
+        return time.time(), time.process_time()
+
     with torch.no_grad():
-        t0 = time.time()
-        feats = model.encode_images(px[None])
-        res["vision_connector_s"] = time.time() - t0
-        t0 = time.time()
-        emb, _, nimg = model.splice(ids, None, px)
+        w0, c0 = clock()
+        feats = model.encode_images(px[None])[0]
+        wv, cv = clock()
+        emb, _, nimg = model.splice(ids, None, None, feats=feats)
         T = emb.shape[0]
         cache = []
-        logits = model.llm(emb[None], torch.arange(T)[None], cache=cache)
-        prefill = time.time() - t0
-        res.update({"image_tokens": nimg, "prefill_seq_len": T, "prefill_s": prefill,
-                    "prefill_tokens_per_s": T / prefill})
-        t0 = time.time()
+        logits = model.llm(emb[None], torch.arange(T)[None], cache=cache, last_only=True)
+        w1, c1 = clock()
+        res.update({"vision_connector_s": wv - w0, "vision_connector_cpu_s": cv - c0,
+                    "llm_prefill_s": w1 - wv, "llm_prefill_cpu_s": c1 - cv})
+        res.update({"image_tokens": nimg, "prefill_seq_len": T, "prefill_s": w1 - w0, "prefill_cpu_s": c1 - c0,
+                    "prefill_tokens_per_s": T / (w1 - w0),
+                    "prefill_tokens_per_s_from_cpu": T / ((c1 - c0) / threads)})
+        w0, c0 = clock()
         for step in range(new_tokens):
             nxt = int(torch.argmax(logits[0, -1]))
             logits = model.llm(model.embed(torch.tensor([[nxt]])), torch.tensor([[T + step]]), cache=cache)
-        dec = time.time() - t0
-        res.update({"decode_tokens": new_tokens, "decode_s": dec, "decode_tokens_per_s": new_tokens / dec})
-        del feats
+        w1, c1 = clock()
+        res.update({"decode_tokens": new_tokens, "decode_s": w1 - w0, "decode_cpu_s": c1 - c0,
+                    "decode_tokens_per_s": new_tokens / (w1 - w0),
+                    "decode_tokens_per_s_from_cpu": new_tokens / ((c1 - c0) / threads)})
+    res["load_average_1m_at_end"] = os.getloadavg()[0]
+    res["cpus"] = os.cpu_count()
     return res
 
 
