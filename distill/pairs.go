@@ -56,48 +56,72 @@ func gatherRows(x, idx *Node) *Node {
 	return Gather(x, Stack([]*Node{rows, idx}, -1))
 }
 
+// gatherBoth gathers x at two index sets [N, K] with one Gather, so that the backward pass scatters
+// into one [N, V] gradient buffer instead of two.
+func gatherBoth(x, i1, i2 *Node) (*Node, *Node) {
+	k := i1.Shape().Dimensions[1]
+	both := gatherRows(x, Concatenate([]*Node{i1, i2}, 1))
+	return Slice(both, AxisRange(), AxisRange(0, k)), Slice(both, AxisRange(), AxisRange(k, 2*k))
+}
+
 // pairKL computes, per row, the KL divergence between the pair-difference distributions of the
 // teacher values tv and the student values sv ([N, M], both in the leader's descending order):
 // P = softmax over pairs i < j < k of (tv_i - tv_j)/tau, Q likewise from sv. reverse selects
 // KL(Q || P) (DBiLD), otherwise KL(P || Q) (BiLD). k [N] int32 is the number of leading entries
 // used. Rows with k < 2 have no pairs and give 0. Computed in float64; result [N] float64.
+//
+// Only sv gets a gradient. It is written by hand (A, B the pair logits, D = B - A):
+//
+//	reverse: dL/dB = Q ⊙ (D - sum Q D);  forward: dL/dB = Q - P;
+//	dL/dsv_i = (sum_j dL/dB_ij - sum_j dL/dB_ji) / tau,
+//
+// and attached as y = y0 + sum_i w_i (sv_i - StopGradient(sv_i)) with y0 and w = dL/dsv behind
+// StopGradient, which keeps autodiff out of the [N, M, M] graph.
 func pairKL(tv, sv, k *Node, tau float64, reverse bool) *Node {
 	g := tv.Graph()
 	n, m := tv.Shape().Dimensions[0], tv.Shape().Dimensions[1]
 	if m < 2 {
 		return Zeros(g, shapes.Make(dtypes.Float64, n))
 	}
-	tv = MaxScalar(ConvertDType(tv, dtypes.Float64), negClamp)
+	tv = MaxScalar(ConvertDType(StopGradient(tv), dtypes.Float64), negClamp)
 	sv = MaxScalar(ConvertDType(sv, dtypes.Float64), negClamp)
+	svc := StopGradient(sv)
 	// Rows without pairs use the pair (0, 1) so that nothing is NaN; their result is zeroed below.
 	hasPairs := GreaterOrEqual(k, Scalar(g, dtypes.Int32, 2))
 	kk := Where(hasPairs, k, BroadcastToDims(Scalar(g, dtypes.Int32, 2), n))
 	ii := Iota(g, shapes.Make(dtypes.Int32, n, m, m), 1)
 	jj := Iota(g, shapes.Make(dtypes.Int32, n, m, m), 2)
 	valid := LogicalAnd(LessThan(ii, jj), LessThan(jj, BroadcastToDims(Reshape(kk, n, 1, 1), n, m, m)))
+	bc := func(r *Node) *Node { return BroadcastToDims(Reshape(r, n, 1, 1), n, m, m) } // [N] -> [N, M, M]
 	diff := func(v *Node) *Node {
 		a := BroadcastToDims(Reshape(v, n, m, 1), n, m, m)
 		b := BroadcastToDims(Reshape(v, n, 1, m), n, m, m)
 		return MulScalar(Sub(a, b), 1/tau)
 	}
-	A, B := diff(tv), diff(sv) // [N, M, M]
+	A, B := diff(tv), diff(svc) // [N, M, M]
 	negInf := BroadcastToDims(Infinity(g, dtypes.Float64, -1), n, m, m)
-	logZ := func(x *Node) *Node { // log-sum-exp over the valid pairs: [N]
+	// logZ and the softmax over the valid pairs.
+	soft := func(x *Node) (logZ, p *Node) {
 		xm := Where(valid, x, negInf)
-		mx := StopGradient(ReduceMax(xm, 1, 2))
-		e := Exp(Sub(xm, BroadcastToDims(Reshape(mx, n, 1, 1), n, m, m)))
-		return Add(mx, Log(ReduceSum(e, 1, 2)))
+		mx := ReduceMax(xm, 1, 2)
+		e := Exp(Sub(xm, bc(mx)))
+		s := ReduceSum(e, 1, 2)
+		return Add(mx, Log(s)), Div(e, bc(s))
 	}
-	lzA, lzB := logZ(A), logZ(B)
-	var kl *Node
+	lzA, P := soft(A)
+	lzB, Q := soft(B)
+	var y0, dB *Node
 	if reverse { // sum Q (log Q - log P) = sum Q (B - A) - lzB + lzA
-		q := Exp(Sub(Where(valid, B, negInf), BroadcastToDims(Reshape(lzB, n, 1, 1), n, m, m)))
-		kl = Add(ReduceSum(Mul(q, Sub(B, A)), 1, 2), Sub(lzA, lzB))
+		kq := ReduceSum(Mul(Q, Sub(B, A)), 1, 2)
+		y0 = Add(kq, Sub(lzA, lzB))
+		dB = Mul(Q, Sub(Sub(B, A), bc(kq)))
 	} else { // sum P (log P - log Q) = sum P (A - B) - lzA + lzB
-		p := Exp(Sub(Where(valid, A, negInf), BroadcastToDims(Reshape(lzA, n, 1, 1), n, m, m)))
-		kl = Add(ReduceSum(Mul(p, Sub(A, B)), 1, 2), Sub(lzB, lzA))
+		y0 = Add(ReduceSum(Mul(P, Sub(A, B)), 1, 2), Sub(lzB, lzA))
+		dB = Sub(Q, P)
 	}
-	return Where(hasPairs, kl, ZerosLike(kl))
+	w := MulScalar(Sub(ReduceSum(dB, 2), ReduceSum(dB, 1)), 1/tau) // [N, M]
+	y := Add(y0, ReduceSum(Mul(StopGradient(w), Sub(sv, svc)), 1))
+	return Where(hasPairs, y, ZerosLike(y))
 }
 
 // DBiLDTerms computes the two DBiLD terms per position and the knees: lt = L_t (teacher-led),
@@ -120,15 +144,13 @@ func DBiLDTerms(t, s, mask *Node, opts DBiLDOptions) (lt, ls, kt, ks *Node) {
 	}
 	t = StopGradient(t)
 	// Teacher-led: I = top-M of t in teacher order; a = t[I], b = s[I].
+	// Student-led: J = top-M of s (no gradient in the selection); c = s[J], e = t[J].
 	iT := TopMIndices(t, m)
-	a := gatherRows(t, iT)
-	b := gatherRows(s, iT)
+	jS := TopMIndices(s, m)
+	a, e := gatherBoth(t, iT, jS)
+	b, c := gatherBoth(s, iT, jS)
 	kt = KneeK(a, opts.KMin, kMax)
 	lt = pairKL(a, b, kt, opts.Tau, true)
-	// Student-led: J = top-M of s (no gradient in the selection); c = s[J], e = t[J].
-	jS := TopMIndices(s, m)
-	c := gatherRows(s, jS)
-	e := gatherRows(t, jS)
 	ks = KneeK(c, opts.KMin, kMax)
 	ls = pairKL(e, c, ks, opts.Tau, true)
 	lt = applyMask(ConvertDType(lt, dtypes.Float32), mask)
@@ -164,10 +186,10 @@ func BiLD(t, s, mask *Node, k int, tau float64) *Node {
 	}
 	_ = n
 	iT := TopMIndices(t, k)
-	a, b := gatherRows(t, iT), gatherRows(s, iT)
-	lt := pairKL(a, b, kN(a), tau, false)
 	jS := TopMIndices(s, k)
-	c, e := gatherRows(s, jS), gatherRows(t, jS)
+	a, e := gatherBoth(t, iT, jS)
+	b, c := gatherBoth(s, iT, jS)
+	lt := pairKL(a, b, kN(a), tau, false)
 	ls := pairKL(e, c, kN(StopGradient(c)), tau, false)
 	return applyMask(ConvertDType(Add(lt, ls), dtypes.Float32), mask)
 }

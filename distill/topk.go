@@ -89,20 +89,21 @@ func TopMIndices(x *Node, m int) *Node {
 	return topMTournament(x, m)
 }
 
-// topMRounds: m rounds of ArgMax over the keys of the whole row.
+// topMRounds: m rounds of ArgMax over the keys of the whole row; the winner's key is then lowered
+// to -1 in place with ScatterMin (N updates, no pass over the row). Keys are unique, so the ArgMax
+// position is the winner's index.
 func topMRounds(x *Node, m int) *Node {
 	g := x.Graph()
 	n, v := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
 	b := keyBits(v)
-	iota := Iota(g, shapes.Make(dtypes.Int32, n, v), 1)
-	keys := orderKeys(x, iota, b)
-	minus1 := BroadcastToDims(Scalar(g, dtypes.Int64, -1), n, v)
+	keys := orderKeys(x, Iota(g, shapes.Make(dtypes.Int32, n, v), 1), b)
+	iotaN := Iota(g, shapes.Make(dtypes.Int32, n), 0)
+	minus1 := BroadcastToDims(Scalar(g, dtypes.Int64, -1), n)
 	out := make([]*Node, m)
 	for r := range m {
-		best := ReduceMax(keys, 1) // [N]
-		out[r] = keyIndex(best, b)
+		out[r] = ArgMax(keys, 1, dtypes.Int32) // [N]
 		if r+1 < m {
-			keys = Where(Equal(keys, BroadcastToDims(InsertAxes(best, -1), n, v)), minus1, keys)
+			keys = ScatterMin(keys, Stack([]*Node{iotaN, out[r]}, -1), minus1, false, true)
 		}
 	}
 	return Stack(out, 1)

@@ -1,0 +1,85 @@
+package distill
+
+import (
+	"fmt"
+	"math/rand"
+	"syscall"
+	"testing"
+	"time"
+
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+)
+
+// Benchmarks: forward + backward (gradient w.r.t. the student logits) of the mean over positions
+// of CE + BiLD + DBiLD, float32, go backend, at the real Qwen vocabulary and at a small size.
+//
+//	GOEXPERIMENT=simd go test ./distill/ -run XXX -bench Losses -benchtime 3x
+//
+// Besides ns/op (wall clock) the benchmarks report cpu-ms/op (process user+system time), which is
+// the steadier figure on a shared machine.
+
+func cpuNow() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+type benchLoss struct {
+	name string
+	fn   func(t, s, labels, mask *Node) *Node
+}
+
+var benchLosses = []benchLoss{
+	{"CE+BiLD+DBiLD", func(t, s, labels, mask *Node) *Node {
+		return Add(Add(CE(s, labels, mask), BiLD(t, s, mask, 8, 3)), DBiLD(t, s, mask, DefaultDBiLDOptions()))
+	}},
+	{"CE", func(_, s, labels, mask *Node) *Node { return CE(s, labels, mask) }},
+	{"BiLD", func(t, s, _, mask *Node) *Node { return BiLD(t, s, mask, 8, 3) }},
+	{"DBiLD", func(t, s, _, mask *Node) *Node { return DBiLD(t, s, mask, DefaultDBiLDOptions()) }},
+	{"FKL", func(t, s, _, mask *Node) *Node { return ForwardKL(t, s, mask, 3) }},
+}
+
+func benchLossesAt(b *testing.B, n, v int, which []benchLoss) {
+	rng := rand.New(rand.NewSource(1))
+	mk := func(scale float64) *tensors.Tensor {
+		d := make([]float32, n*v)
+		for i := range d {
+			d[i] = float32(rng.NormFloat64() * scale)
+		}
+		return tensors.FromFlatDataAndDimensions(d, n, v)
+	}
+	tT, sT := mk(3), mk(3)
+	lab := make([]int32, n)
+	mask := make([]float32, n)
+	for i := range lab {
+		lab[i] = int32(rng.Intn(v))
+		mask[i] = 1
+	}
+	labT, maskT := tensors.FromFlatDataAndDimensions(lab, n), tensors.FromFlatDataAndDimensions(mask, n)
+	for _, l := range which {
+		b.Run(fmt.Sprintf("%s/N%d_V%d", l.name, n, v), func(b *testing.B) {
+			e := MustNewExec(backend(), func(in []*Node) []*Node {
+				loss := MaskedMean(l.fn(in[0], in[1], in[2], in[3]), in[3])
+				return []*Node{loss, Gradient(loss, in[1])[0]}
+			})
+			run := func() {
+				out := e.MustExec(tT, sT, labT, maskT)
+				for _, o := range out {
+					o.FinalizeAll()
+				}
+			}
+			run() // compile + warm up
+			b.ResetTimer()
+			c0 := cpuNow()
+			for b.Loop() {
+				run()
+			}
+			b.ReportMetric(float64((cpuNow()-c0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
+		})
+	}
+}
+
+func BenchmarkLossesSmall(b *testing.B) { benchLossesAt(b, 64, 512, benchLosses) }
+
+func BenchmarkLossesQwenVocab(b *testing.B) { benchLossesAt(b, 256, 151936, benchLosses) }
