@@ -260,7 +260,7 @@ func (c RunConfig) objective(st StageConfig) (Objective, error) {
 			o.BiLDK = *oc.BiLDK
 		}
 	}
-	return o, o.Validate()
+	return o, validateObjective(o)
 }
 
 // Build validates the configuration and turns it into stages and trainer options.

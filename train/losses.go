@@ -23,7 +23,7 @@ type SampleLoss struct {
 // and D_vsd(teacher, switch) averaged over that sample's supervised positions, and
 // total = w_ce*ce + w_align*align + w_vsd*vsd. teacher may be nil when the objective needs none.
 func Losses(student, teacher *tinyllava.Model, obj Objective, samples []Sample, batch int) ([]SampleLoss, error) {
-	if err := obj.Validate(); err != nil {
+	if err := validateObjective(obj); err != nil {
 		return nil, err
 	}
 	sg := &stepGraph{student: student, teacher: teacher, obj: obj}

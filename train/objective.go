@@ -2,53 +2,37 @@ package train
 
 import (
 	"fmt"
-	"strings"
 
 	. "github.com/gomlx/gomlx/core/graph"
 
 	"github.com/switchkd/switchkd/distill"
 )
 
-// Divergence names a distillation term.
-type Divergence string
+// The objective's types live in distill; train re-exports them under the names its callers use.
+
+// Divergence names a distillation term (distill.Divergence).
+type Divergence = distill.Divergence
 
 const (
-	DBiLD Divergence = "dbild"
-	BiLD  Divergence = "bild"
-	FKL   Divergence = "fkl"
-	RKL   Divergence = "rkl"
-	JSD   Divergence = "jsd"
-	None  Divergence = "none"
+	DBiLD = distill.DivDBiLD
+	BiLD  = distill.DivBiLD
+	FKL   = distill.DivFKL
+	RKL   = distill.DivRKL
+	JSD   = distill.DivJSD
+	None  = distill.DivNone
 )
 
 // ParseDivergence validates a divergence name.
-func ParseDivergence(s string) (Divergence, error) {
-	switch d := Divergence(strings.ToLower(strings.TrimSpace(s))); d {
-	case DBiLD, BiLD, FKL, RKL, JSD, None:
-		return d, nil
-	}
-	return "", fmt.Errorf("unknown divergence %q (valid: dbild, bild, fkl, rkl, jsd, none)", s)
-}
+func ParseDivergence(s string) (Divergence, error) { return distill.ParseDivergence(s) }
 
 // Objective is total = WCE*CE + WAlign*D_align(teacher, student) + WVSD*D_vsd(teacher, switch).
-type Objective struct {
-	WCE    float64              `yaml:"w_ce" json:"w_ce"`
-	WAlign float64              `yaml:"w_align" json:"w_align"`
-	WVSD   float64              `yaml:"w_vsd" json:"w_vsd"`
-	Align  Divergence           `yaml:"align" json:"align"`
-	VSD    Divergence           `yaml:"vsd" json:"vsd"`
-	Tau    float64              `yaml:"tau" json:"tau"`
-	DBiLD  distill.DBiLDOptions `yaml:"-" json:"dbild"`
-	BiLDK  int                  `yaml:"bild_k" json:"bild_k"`
-}
+type Objective = distill.ObjectiveOptions
 
 // DefaultObjective is Switch-KD's: DBiLD for both terms, tau 3, all weights 1.
-func DefaultObjective() Objective {
-	return Objective{WCE: 1, WAlign: 1, WVSD: 1, Align: DBiLD, VSD: DBiLD, Tau: 3, DBiLD: distill.DefaultDBiLDOptions(), BiLDK: 8}
-}
+func DefaultObjective() Objective { return distill.DefaultObjectiveOptions() }
 
-// Validate checks divergence names and settings.
-func (o Objective) Validate() error {
+// validateObjective checks divergence names and settings.
+func validateObjective(o Objective) error {
 	for _, d := range []Divergence{o.Align, o.VSD} {
 		if _, err := ParseDivergence(string(d)); err != nil {
 			return err
@@ -66,19 +50,5 @@ func (o Objective) Validate() error {
 // perPosition returns the divergence between teacher logits t and student logits s, [N, V]
 // each, per position [N]; mask [N] float zeroes padding rows.
 func perPosition(d Divergence, t, s, mask *Node, o Objective) *Node {
-	switch d {
-	case DBiLD:
-		opts := o.DBiLD
-		opts.Tau = o.Tau
-		return distill.DBiLD(t, s, mask, opts)
-	case BiLD:
-		return distill.BiLD(t, s, mask, o.BiLDK, o.Tau)
-	case FKL:
-		return distill.ForwardKL(t, s, mask, o.Tau)
-	case RKL:
-		return distill.ReverseKL(t, s, mask, o.Tau)
-	case JSD:
-		return distill.JSD(t, s, mask, o.Tau)
-	}
-	panic(fmt.Sprintf("train: divergence %q has no per-position loss", d))
+	return distill.ApplyDivergence(d, t, s, mask, o)
 }
