@@ -245,7 +245,8 @@ func (c RunConfig) objective(st StageConfig) (Objective, error) {
 			o.VSD = d
 		}
 		if oc.Tau != nil {
-			o.Tau = *oc.Tau
+			// One temperature for every term (DBiLD reads its own copy).
+			o.Tau, o.DBiLD.Tau = *oc.Tau, *oc.Tau
 		}
 		if oc.Window != nil {
 			o.DBiLD.Window = *oc.Window
