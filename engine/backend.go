@@ -6,6 +6,8 @@ package engine
 
 import (
 	"fmt"
+	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 
@@ -66,4 +68,15 @@ func MustBackend(name string) compute.Backend {
 		panic(err)
 	}
 	return b
+}
+
+// TuneGC lowers the Go garbage collector's target (unless GOGC is set) for processes that hold
+// model weights. The pure-Go backend keeps weights and activations on the Go heap; with the
+// default GOGC=100 the heap may grow to twice the live weights before a collection, so peak RSS
+// would be ~2x the float32 weight size. The weights are pointer-free buffers, so collections
+// stay cheap at a low percentage.
+func TuneGC() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(10)
+	}
 }

@@ -55,7 +55,12 @@ func runBench(dir, backend string, promptTokens, newTokens, batch, repeat int) e
 	if err != nil {
 		return err
 	}
-	res := map[string]any{"load_s": time.Since(t0).Seconds(), "batch": batch}
+	res := map[string]any{"load_s": time.Since(t0).Seconds(), "batch": batch, "rss_after_load_gib": procStatusGiB("VmRSS:")}
+	weights := 0
+	for _, t := range v.Model.Params.T {
+		weights += t.Shape().Size() * 4
+	}
+	res["float32_weights_gib"] = float64(weights) / (1 << 30)
 	ids := benchPrompt(v, promptTokens)
 	c := v.Model.Config
 	rng := rand.New(rand.NewPCG(0, 0))
@@ -106,21 +111,25 @@ func runBench(dir, backend string, promptTokens, newTokens, batch, repeat int) e
 	res["decode_s"] = full - prefill
 	res["decode_tokens_per_s"] = float64(batch*newTokens) / (full - prefill)
 	res["peak_rss_gib"] = peakRSSGiB()
+	res["peak_rss_over_weights"] = peakRSSGiB() / (float64(weights) / (1 << 30))
 	b, _ := json.MarshalIndent(res, "", " ")
 	fmt.Fprintln(stdout, string(b))
 	return nil
 }
 
 // peakRSSGiB reads VmHWM from /proc/self/status (Linux); 0 elsewhere.
-func peakRSSGiB() float64 {
+func peakRSSGiB() float64 { return procStatusGiB("VmHWM:") }
+
+// procStatusGiB reads a kB field of /proc/self/status (Linux); 0 elsewhere.
+func procStatusGiB(field string) float64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
+		if strings.HasPrefix(line, field) {
 			var kb float64
-			fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(line, "VmHWM:")), "%f", &kb)
+			fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(line, field)), "%f", &kb)
 			return kb / (1 << 20)
 		}
 	}

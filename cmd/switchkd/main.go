@@ -10,6 +10,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/switchkd/switchkd/engine"
 )
 
 // command is one subcommand: its flags are defined on fs in setup, and run does the work.
@@ -28,6 +30,7 @@ var stdout io.Writer = os.Stdout
 func register(c *command) { commands[c.name] = c }
 
 func main() {
+	engine.TuneGC()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
