@@ -56,6 +56,10 @@ func (t *huffTable) build(counts [16]int, syms []byte, dc bool) error {
 	code, p := int32(0), int32(0)
 	for l := 1; l <= 16; l++ {
 		n := int32(counts[l-1])
+		// No code may be all ones (libjpeg: "Bogus Huffman table definition").
+		if code+n >= 1<<l {
+			return FormatError("bad Huffman table definition (code space overflow)")
+		}
 		t.valoff[l] = p - code
 		if n == 0 {
 			t.maxcode[l] = -1
@@ -73,10 +77,6 @@ func (t *huffTable) build(counts [16]int, syms []byte, dc bool) error {
 			code += n
 			p += n
 			t.maxcode[l] = code - 1
-		}
-		// No code may be all ones (libjpeg: "Bogus Huffman table definition").
-		if code >= 1<<l {
-			return FormatError("bad Huffman table definition (code space overflow)")
 		}
 		code <<= 1
 	}

@@ -228,8 +228,17 @@ func (d *decoder) decode() error {
 		code, ok := d.nextMarker()
 		if !ok {
 			if d.scans > 0 && !d.headerOnly {
-				// Missing EOI after complete scans: libjpeg warns, PIL keeps the image.
-				return nil
+				// A sequential file whose scans covered every component is complete without its
+				// EOI (PIL with LOAD_TRUNCATED_IMAGES, as TinyLLaVA runs it, gives the same image).
+				// A progressive one may be missing scans: truncated.
+				complete := !d.progressive
+				for i := range d.comps {
+					complete = complete && d.comps[i].scanned
+				}
+				if complete {
+					return nil
+				}
+				return fmt.Errorf("%w: %s data ends after %d scans without EOI", ErrTruncated, d.kind(), d.scans)
 			}
 			if !d.sofSeen {
 				return fmt.Errorf("%w: no frame header (SOF) before the end of the data", ErrTruncated)
@@ -409,6 +418,13 @@ func (d *decoder) parseSOF(p []byte, progressive bool) error {
 		}
 	}
 	return nil
+}
+
+func (d *decoder) kind() string {
+	if d.progressive {
+		return "progressive JPEG"
+	}
+	return "JPEG"
 }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
