@@ -8,6 +8,8 @@ import (
 	_ "image/gif"
 	"os"
 
+	"github.com/switchkd/switchkd/data/jpeg"
+
 	// Decoders registered with image.Decode.
 	_ "image/jpeg"
 	_ "image/png"
@@ -42,7 +44,8 @@ func (m *RGB) At(x, y int) [3]uint8 {
 }
 
 // LoadImage reads and decodes an image file. PNG, JPEG, GIF (first frame), BMP, TIFF and WebP are
-// supported. The error names the file. For GIFs with a transparent colour index the palette entry's
+// supported. JPEG files are decoded by package data/jpeg to exactly PIL's RGB (a *jpeg.RGB8). The
+// error names the file. For GIFs with a transparent colour index the palette entry's
 // stored RGB is restored (Go's decoder zeroes it; PIL keeps it and convert("RGB") shows it).
 // Unlike TinyLLaVA (which sets PIL's ImageFile.LOAD_TRUNCATED_IMAGES = True and silently trains on
 // the partial image) a truncated file is an error. EXIF orientation is ignored, as PIL's open does.
@@ -51,7 +54,17 @@ func LoadImage(path string) (image.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("data: reading image %q: %w", path, err)
 	}
-	img, format, err := image.Decode(bytes.NewReader(raw))
+	var img image.Image
+	var format string
+	if len(raw) >= 2 && raw[0] == 0xFF && raw[1] == 0xD8 {
+		// JPEG: decoded bit-exactly as PIL on libjpeg-turbo does (image/jpeg differs by a few levels).
+		var m *jpeg.RGB8
+		if m, err = jpeg.DecodeBytes(raw); err == nil {
+			img, format = m, "jpeg"
+		}
+	} else {
+		img, format, err = image.Decode(bytes.NewReader(raw))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("data: decoding image %q: %w", path, err)
 	}
@@ -149,10 +162,10 @@ func restoreGIFTransparentEntry(raw []byte, p *image.Paletted) {
 //     255 (it does not scale), so values >= 255 become 255; reproduced.
 //   - Paletted: the palette's straight RGB, including for transparent entries.
 //   - CMYK: PIL's cmyk2rgb (nk - c*nk/255 with PIL's rounding).
-//   - YCbCr / NYCbCrA (JPEG, WebP): libjpeg's fixed-point YCbCr->RGB tables and, for 4:2:0 and 4:2:2
-//     chroma, libjpeg's "fancy" (triangle) upsampling, which is what PIL's libjpeg does by default.
-//     Remaining differences come from the IDCT (Go's vs libjpeg's islow) and are typically <= 1-2
-//     levels on a small fraction of pixels (see TestJPEGAgainstPIL).
+//   - *jpeg.RGB8 (JPEG files from LoadImage): already PIL's RGB, copied.
+//   - YCbCr / NYCbCrA (image/jpeg or WebP decodes): libjpeg's fixed-point YCbCr->RGB tables and, for
+//     4:2:0 and 4:2:2 chroma, libjpeg's "fancy" (triangle) upsampling. For an image/jpeg decode the
+//     IDCT still differs from libjpeg's islow by 1-2 levels on a small fraction of pixels.
 //
 // Any other image type falls back to Go's NRGBA conversion.
 func ToRGB(img image.Image) *RGB {
@@ -251,6 +264,8 @@ func ToRGB(img image.Image) *RGB {
 				}
 			}
 		}
+	case *jpeg.RGB8:
+		copy(px, m.Pix)
 	case *image.YCbCr:
 		ycbcrToRGB(m, out)
 	case *image.NYCbCrA:
