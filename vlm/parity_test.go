@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/switchkd/switchkd/data"
@@ -126,13 +125,9 @@ func TestParityWithPyTorch(t *testing.T) {
 				if nll[i].Tokens != fs.Tokens {
 					t.Errorf("%s: %d supervised tokens, want %d", fs.ID, nll[i].Tokens, fs.Tokens)
 				}
-				tol := 1e-5
-				if strings.HasSuffix(samples[i].Image, ".jpg") {
-					// Go's JPEG decoder (IDCT, colour conversion) differs from libjpeg-turbo's
-					// (PIL) by up to 3 levels on ~3% of pixels; see docs/BENCHMARKS.md. The model
-					// itself is held to 1e-5 on every PNG sample.
-					tol = 1e-3
-				}
+				// Every sample, the .jpg one included: data.LoadImage decodes JPEGs bit-exactly as
+				// PIL on libjpeg-turbo (package data/jpeg), so no decoder allowance is needed.
+				const tol = 1e-5
 				if fs.Tokens > 0 && math.Abs(nll[i].NLL-fs.NLL) > tol*math.Abs(fs.NLL) {
 					t.Errorf("%s: nll %.9f, want %.9f (rel %.2e)", fs.ID, nll[i].NLL, fs.NLL, math.Abs(nll[i].NLL-fs.NLL)/fs.NLL)
 				}
