@@ -31,6 +31,13 @@ func clip(v int32) uint8 {
 
 // finishProgressive runs the inverse DCT over the coefficient buffers.
 func (d *decoder) finishProgressive() {
+	if d.smoothingNeeded() {
+		for ci := range d.comps {
+			d.smoothComponent(&d.comps[ci])
+			d.comps[ci].coefs = nil
+		}
+		return
+	}
 	var blk [64]int32
 	for ci := range d.comps {
 		c := &d.comps[ci]

@@ -12,6 +12,8 @@
 //     subsampled widths of at most 2;
 //   - YCbCr->RGB with libjpeg's 16-bit fixed-point tables (jdcolor.c), and YCCK->CMYK;
 //   - libjpeg's colour-space guess (JFIF / Adobe APP14 transform / component ids);
+//   - libjpeg's inter-block smoothing for progressive files whose scans leave some low-frequency
+//     AC coefficients incomplete (jdcoefct.c decompress_smooth_data; see smooth.go);
 //   - PIL's own handling of the result: grey replicated to RGB, CMYK JPEGs read with Adobe's
 //     inverted polarity ("CMYK;I") and converted with PIL's cmyk2rgb.
 //
@@ -19,10 +21,12 @@
 // components, any integral sampling factors up to 4, restart intervals. Not supported (an error
 // names them): arithmetic coding, lossless and hierarchical JPEG, 12-bit samples, DNL-defined heights.
 //
-// Differences from PIL that remain by design: a truncated or corrupt entropy-coded segment is an
-// error (libjpeg pads with zeros and only warns), and progressive files whose scans leave some
-// of the first AC coefficients unsent would get libjpeg's inter-block smoothing, which is not
-// implemented (complete progressive files, as every encoder writes them, are exact).
+// Differences from PIL by design: a truncated or corrupt entropy-coded segment is an error
+// (libjpeg pads with zeros and only warns; TinyLLaVA's LOAD_TRUNCATED_IMAGES keeps the partial
+// image), and so is a progressive file that ends without EOI. A sequential file missing only its
+// EOI decodes. For coefficients or quantizers far outside what an encoder produces, libjpeg-turbo's
+// own C and SIMD paths disagree (wrap-around vs saturation); this decoder saturates like the SIMD
+// path PIL runs on x86-64.
 package jpeg
 
 import (
@@ -137,7 +141,8 @@ type component struct {
 	dcPred    int
 	dcTab     int
 	acTab     int
-	scanned   bool // appeared in a scan
+	coefBits  [10]int // progressive: Al of the last scan of zigzag coefficients 0..9, -1 if none yet
+	scanned   bool    // appeared in a scan
 	usedInSOS bool
 }
 
@@ -415,6 +420,7 @@ func (d *decoder) parseSOF(p []byte, progressive bool) error {
 		c.plane = make([]uint8, 64*c.bw*c.bh)
 		if progressive {
 			c.coefs = make([]int16, 64*c.bw*c.bh)
+			c.coefBits = [10]int{-1, -1, -1, -1, -1, -1, -1, -1, -1, -1}
 		}
 	}
 	return nil

@@ -226,7 +226,7 @@ func TestErrors(t *testing.T) {
 
 func FuzzDecode(f *testing.F) {
 	for _, c := range []string{"q75_420_17x9", "q75_420_prog_48x40", "enc_420_rst2_29x19", "enc_prog_rst3_41x27",
-		"q90_cmyk_16x12", "enc_ycck_420_22x18", "q70_gray_prog_21x11", "enc_440_rst1_26x22"} {
+		"q90_cmyk_16x12", "enc_ycck_420_22x18", "q70_gray_prog_21x11", "enc_440_rst1_26x22", "prog_cut2_64x56"} {
 		raw, err := os.ReadFile(filepath.Join("testdata", c+".jpg"))
 		if err != nil {
 			f.Fatal(err)

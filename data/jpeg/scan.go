@@ -94,6 +94,11 @@ func (d *decoder) scan(p []byte) error {
 	for _, c := range comps {
 		c.dcPred = 0
 		c.scanned = true
+		if d.progressive {
+			for k := ss; k <= min(se, 9); k++ {
+				c.coefBits[k] = al
+			}
+		}
 	}
 	d.eobrun = 0
 	d.scans++

@@ -144,7 +144,7 @@ def flat_table(symbols):
     return bytes(counts) + bytes(syms), codes
 
 
-def encode(planes, factors, ids, quality_q, app=b"", restart=0, progressive=False, qscale=1.0):
+def encode(planes, factors, ids, quality_q, app=b"", restart=0, progressive=False, qscale=1.0, plan=None):
     """planes: full-resolution uint8 arrays (h, w), one per component; factors: (h, v) per component."""
     H, W = planes[0].shape
     mh, mv = max(f[0] for f in factors), max(f[1] for f in factors)
@@ -270,7 +270,9 @@ def encode(planes, factors, ids, quality_q, app=b"", restart=0, progressive=Fals
     out += seg(0xC2 if progressive else 0xC0, sof)
     if restart:
         out += seg(0xDD, restart.to_bytes(2, "big"))
-    if progressive:
+    if plan is not None:
+        pass
+    elif progressive:
         plan = [(list(range(len(planes))), 0, 0)]
         for ci in range(len(planes)):
             plan += [([ci], 1, 5), ([ci], 6, 63)]
@@ -322,6 +324,33 @@ add("enc_prog_rst3_41x27", encode(ycc(p), [(2, 2), (1, 1), (1, 1)], [1, 2, 3], N
 p = photo(30, 20, seed=27)
 add("enc_prog_422_30x20", encode(ycc(p), [(2, 1), (1, 1), (1, 1)], [1, 2, 3], None, JFIF, progressive=True, qscale=2.0),
     note="progressive 4:2:2, long EOB runs")
+
+
+# ---------------------------------------------------------------- incomplete progression: block smoothing
+def keep_scans(data, n):
+    """The first n scans of a JPEG followed by EOI (what PIL with LOAD_TRUNCATED_IMAGES decodes)."""
+    pos, seen = 2, 0
+    while True:
+        assert data[pos] == 0xFF
+        marker, length = data[pos + 1], int.from_bytes(data[pos + 2:pos + 4], "big")
+        pos += 2 + length
+        if marker != 0xDA:
+            continue
+        seen += 1
+        while not (data[pos] == 0xFF and data[pos + 1] not in (0x00, *range(0xD0, 0xD8))):
+            pos += 1
+        if seen == n:
+            return data[:pos] + b"\xFF\xD9"
+
+
+prog = pil_jpeg(photo(64, 56, seed=40), quality=75, subsampling=2, progressive=True)
+add("prog_cut2_64x56", keep_scans(prog, 2),
+    note="first 2 scans of libjpeg's script (DC Al=1, Y AC1-5 Al=2): smoothing, DC re-estimated for chroma")
+add("prog_cut6_64x56", keep_scans(prog, 6), note="first 6 scans (all AC with Al=1): smoothing with clamped estimates")
+p = photo(70, 50, seed=41)
+add("enc_prog_dcchroma_70x50", encode(ycc(p), [(2, 2), (1, 1), (1, 1)], [1, 2, 3], None, JFIF, progressive=True,
+                                      plan=[([0, 1, 2], 0, 0), ([0], 1, 2), ([0], 3, 63)]),
+    note="progressive, chroma DC only: smoothing")
 
 # ---------------------------------------------------------------- benchmark-size photo (hash only)
 add("photo_640x480", pil_jpeg(photo(640, 480, noise=6, seed=30), quality=85, subsampling=2), big=True,
