@@ -3,8 +3,11 @@ package demo
 import (
 	"encoding/json"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/gomlx/compute"
@@ -163,8 +166,8 @@ func WriteAssets(dir string, m *world.Manifest, vocabSize, imageSize int) (*toke
 	return tok, tok.VocabSize(), nil
 }
 
-// NewModel builds a randomly initialised model of spec (weights ~ N(0, 0.02), as transformers
-// initialises from scratch). When vision is not nil its vision-tower tensors are copied into the
+// NewModel builds a randomly initialised model of spec, each part initialised as its own code
+// does from scratch (see reinit). When vision is not nil its vision-tower tensors are copied into the
 // new model (the student starts from the teacher's trained tower, as in the paper). Dir is set to
 // assetsDir so a saved model carries the tokenizer and preprocessor files.
 func NewModel(spec ModelSpec, vocab, eos, imageSize int, seed uint64, vision *tinyllava.Model, assetsDir string, b compute.Backend) (*tinyllava.Model, error) {
@@ -173,6 +176,7 @@ func NewModel(spec ModelSpec, vocab, eos, imageSize int, seed uint64, vision *ti
 		return nil, fmt.Errorf("demo: %s config: %w", spec.Name, err)
 	}
 	p := tinyllava.RandomParams(cfg, 0.02, seed)
+	reinit(p, seed)
 	if vision != nil {
 		for n, x := range vision.Params.T {
 			if !strings.HasPrefix(n, tinyllava.VisionPrefix) {
@@ -214,4 +218,53 @@ func ParamCount(m *tinyllava.Model) int {
 		n += m.Params.T[name].Shape().Size()
 	}
 	return n
+}
+
+// reinit re-draws the vision tower and the connector the way their own code initialises them
+// from scratch; tinyllava.RandomParams gives every weight N(0, 0.02), which is Qwen2's
+// _init_weights (kept for the LLM):
+//   - SigLIP (SiglipPreTrainedModel._init_weights): patch embedding LeCun normal (std
+//     1/sqrt(fan_in)), attention and MLP weights Xavier uniform, biases 0 (position embeddings
+//     N(0, 1/sqrt(hidden)) already).
+//   - the connector (TinyLLaVA's nn.Sequential of nn.Linear): PyTorch's default, weights and
+//     biases uniform in +-1/sqrt(fan_in).
+//
+// With N(0, 0.02) everywhere the image tokens enter the LLM about 5x smaller than the text
+// embeddings, and training from scratch takes far longer to start using them.
+func reinit(p map[string]*tensors.Tensor, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 0x1417))
+	names := make([]string, 0, len(p))
+	for n := range p {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	draw := func(n string, f func() float64) {
+		x := p[n]
+		v := make([]float32, x.Shape().Size())
+		for i := range v {
+			v[i] = float32(f())
+		}
+		p[n] = tensors.FromFlatDataAndDimensions(v, x.Shape().Dimensions...)
+	}
+	for _, n := range names {
+		dims := p[n].Shape().Dimensions
+		switch {
+		case strings.HasPrefix(n, "connector."):
+			// Linear weights are [out, in]; the bias uses the weight's fan_in.
+			w := p[strings.TrimSuffix(n, ".bias")+".weight"]
+			if w == nil {
+				w = p[n]
+			}
+			b := 1 / math.Sqrt(float64(w.Shape().Dimensions[len(w.Shape().Dimensions)-1]))
+			draw(n, func() float64 { return (2*rng.Float64() - 1) * b })
+		case strings.HasPrefix(n, tinyllava.VisionPrefix) && strings.HasSuffix(n, "patch_embedding.weight"):
+			fanIn := dims[1] * dims[2] * dims[3]
+			std := 1 / math.Sqrt(float64(fanIn))
+			draw(n, func() float64 { return rng.NormFloat64() * std })
+		case strings.HasPrefix(n, tinyllava.VisionPrefix) && strings.HasSuffix(n, ".weight") && len(dims) == 2 &&
+			(strings.Contains(n, "self_attn.") || strings.Contains(n, "mlp.")):
+			b := math.Sqrt(6 / float64(dims[0]+dims[1]))
+			draw(n, func() float64 { return (2*rng.Float64() - 1) * b })
+		}
+	}
 }

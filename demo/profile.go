@@ -113,8 +113,8 @@ func QuickProfile() Profile {
 	p.Name = "quick"
 	p.World = world.QuickConfig()
 	p.World.NumTrain = 120
-	p.TeacherRecipe.Steps = 120
-	p.StudentRecipe.Steps = 10
+	p.TeacherRecipe.Steps = 60
+	p.StudentRecipe.Steps = 8
 	p.Seeds = 1
 	p.EvalPerType = 20
 	return p
