@@ -38,8 +38,7 @@ func init() {
 
 // benchPrompt is the reference script's benchmark question, lengthened to promptTokens.
 func benchPrompt(v *vlm.VLM, promptTokens int) []int {
-	q := "Describe the picture in detail. What is shown, where is the dog, what color is the house, " +
-		"is it sunny, and how many cats are there? Tell me a story about it."
+	q := "Describe the picture in detail."
 	for {
 		ids := data.EncodePrompt(v.Tokenizer, data.GenerationPrompt(q, true))
 		if len(ids)-1 >= promptTokens {
