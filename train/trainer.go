@@ -312,7 +312,11 @@ func (t *Trainer) trainStep(c *compiled, lr float64) (Metrics, error) {
 		} else {
 			in := make([]any, 0, 2*n)
 			for _, a := range acc {
-				in = append(in, a)
+				d, err := DonateTensorBuffer(a, t.Student.Backend, 0)
+				if err != nil {
+					return Metrics{}, err
+				}
+				in = append(in, d)
 			}
 			for _, g := range grads {
 				in = append(in, g)
@@ -322,20 +326,23 @@ func (t *Trainer) trainStep(c *compiled, lr float64) (Metrics, error) {
 			}
 		}
 	}
-	// Optimizer update.
+	// Optimizer update. Parameters, gradients and moments are donated: the backend may update
+	// them in place instead of holding old and new copies at once.
 	n := len(c.sg.trainable)
 	args := make([]any, 0, 4*n+2)
-	for _, name := range c.sg.trainable {
-		args = append(args, t.Student.Params.T[name])
+	donate := func(x *tensors.Tensor) error {
+		d, err := DonateTensorBuffer(x, t.Student.Backend, 0)
+		if err == nil {
+			args = append(args, d)
+		}
+		return err
 	}
-	for _, g := range acc {
-		args = append(args, g)
-	}
-	for _, name := range c.sg.trainable {
-		args = append(args, t.m[name])
-	}
-	for _, name := range c.sg.trainable {
-		args = append(args, t.v[name])
+	for _, group := range [][]*tensors.Tensor{t.named(t.Student.Params.T, c.sg.trainable), acc, t.named(t.m, c.sg.trainable), t.named(t.v, c.sg.trainable)} {
+		for _, x := range group {
+			if err := donate(x); err != nil {
+				return Metrics{}, err
+			}
+		}
 	}
 	args = append(args, tensors.FromScalar(float32(lr)), tensors.FromScalar(float32(t.step+1)))
 	out, err := c.update.Exec(args...)
@@ -354,6 +361,15 @@ func (t *Trainer) trainStep(c *compiled, lr float64) (Metrics, error) {
 	m.StepSec = time.Since(began).Seconds()
 	m.TokPerSec = float64(ceTok) / math.Max(m.StepSec, 1e-9)
 	return m, nil
+}
+
+// named lists the tensors of m in the order of names.
+func (t *Trainer) named(m map[string]*tensors.Tensor, names []string) []*tensors.Tensor {
+	out := make([]*tensors.Tensor, len(names))
+	for i, n := range names {
+		out[i] = m[n]
+	}
+	return out
 }
 
 func vec[T float32 | int32](v []T) *tensors.Tensor {

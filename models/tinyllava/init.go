@@ -1,6 +1,7 @@
 package tinyllava
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"sort"
@@ -23,6 +24,13 @@ func New(cfg *Config, t map[string]*tensors.Tensor, backend compute.Backend) (*M
 		return x.Shape().Dimensions, true
 	}); err != nil {
 		return nil, err
+	}
+	// Keep one copy of each weight: on the backend (shared with the host for the go backend),
+	// not a host copy plus a device copy.
+	for n, x := range t {
+		if err := x.ToDevice(backend, 0); err != nil {
+			return nil, fmt.Errorf("moving %s to the backend: %w", n, err)
+		}
 	}
 	p := &Params{T: t}
 	for n := range want {
