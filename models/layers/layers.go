@@ -43,8 +43,19 @@ func RMSNorm(weight, x *Node, eps float64) *Node {
 	return Mul(Div(x, Sqrt(AddScalar(ms, eps))), ExpandLeftToRank(weight, x.Rank()))
 }
 
-// GeluTanh is PyTorch's gelu(approximate="tanh") (SigLIP's gelu_pytorch_tanh).
-func GeluTanh(x *Node) *Node { return activation.GeluApproximate(x) }
+// GeluTanh is PyTorch's gelu(approximate="tanh") (SigLIP's gelu_pytorch_tanh):
+// 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). It uses the backend's fused (parallel) kernel
+// when there is one; gradients come from the decomposed form.
+func GeluTanh(x *Node) *Node {
+	out, _ := InternalFusedOpCaller(
+		func() *Node { return BackendFusedGelu(x, false) },
+		func() *Node {
+			inner := MulScalar(Add(x, MulScalar(Mul(Square(x), x), 0.044715)), math.Sqrt(2/math.Pi))
+			return Mul(x, MulScalar(OnePlus(Tanh(inner)), 0.5))
+		},
+		true)
+	return out
+}
 
 // GeluErf is the exact GELU, 0.5 x (1 + erf(x / sqrt 2)).
 func GeluErf(x *Node) *Node { return activation.Gelu(x) }
