@@ -11,6 +11,7 @@ import (
 	"github.com/gomlx/compute"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/ml/layers/activation"
+	"github.com/gomlx/gomlx/ml/layers/attention"
 	gnn "github.com/gomlx/gomlx/ml/nn"
 )
 
@@ -89,4 +90,18 @@ func ApplyRotary(x, cos, sin *Node) *Node {
 	x2 := SliceAxis(x, -1, AxisRange(d/2, d))
 	rot := Concatenate([]*Node{Neg(x2), x1}, -1)
 	return Add(Mul(x, cos), Mul(rot, sin))
+}
+
+// Attention runs attention on [B, S, H, D] inputs in the heads-major layout, where the
+// score tensor [B, H, Sq, Skv] needs no transposes (the go backend's attention is decomposed
+// into matmuls, and BSHD scores cost two large transposes per layer). A mask is [B, Sq, 1, Skv]
+// (true = attend). Returns [B, S, H, D].
+func Attention(q, k, v *Node, opts attention.CoreOptions) *Node {
+	q, k, v = TransposeAllAxes(q, 0, 2, 1, 3), TransposeAllAxes(k, 0, 2, 1, 3), TransposeAllAxes(v, 0, 2, 1, 3)
+	if m := opts.AttentionMask; m != nil {
+		d := m.Shape().Dimensions
+		opts.AttentionMask = Reshape(m, d[0], 1, d[1], d[3]) // [B, Sq, 1, Skv] -> [B, 1, Sq, Skv]
+	}
+	o, _ := attention.Core(q, k, v, attention.LayoutBHSD, opts)
+	return TransposeAllAxes(o, 0, 2, 1, 3)
 }

@@ -157,9 +157,9 @@ func attentionBlock(w layers.Weights, p string, c Config, x, cos, sin, mask, kCa
 	switch {
 	case cache == nil:
 		opts.UseCausalMask = true
-	case kCache == nil: // prefill
+	case kCache == nil: // prefill: the cache holds exactly these l keys, so attend over them only
 		kAll, vAll = GrowRight(k, 1, cache.Len-l, 0), GrowRight(v, 1, cache.Len-l, 0)
-		opts.AttentionMask = mask
+		opts.AttentionMask = SliceAxis(mask, 3, AxisRange(0, l))
 	default: // one token per row, written at cache.Pos
 		if l != 1 {
 			panic(fmt.Sprintf("qwen2: cached decoding takes one token per row, got %d", l))
@@ -168,12 +168,10 @@ func attentionBlock(w layers.Weights, p string, c Config, x, cos, sin, mask, kCa
 		at = BroadcastToDims(at, kCache.Shape().Dimensions...)
 		kAll = Where(at, BroadcastToDims(k, kCache.Shape().Dimensions...), kCache)
 		vAll = Where(at, BroadcastToDims(v, vCache.Shape().Dimensions...), vCache)
+		k, v = kAll, vAll
 		opts.AttentionMask = mask
 	}
-	if kAll != nil {
-		k, v = kAll, vAll
-	}
-	o, _ := attention.Core(q, k, v, attention.LayoutBSHD, opts)
+	o := layers.Attention(q, k, v, opts)
 	o = Reshape(o, b, l, c.HiddenSize)
 	return layers.LinearW(w, p+"o_proj", o, false), kAll, vAll
 }
