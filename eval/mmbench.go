@@ -36,26 +36,36 @@ func mmbIsNone(s string) bool {
 	return s == "" || l == "nan" || l == "none"
 }
 
-// LoadMMBenchTSV reads an MMBench TSV (tab separated, header row, optional double quotes).
-func LoadMMBenchTSV(path string) (*MMBRefs, error) {
+// openTSV opens a TSV (tab separated, header row, optional double quotes) and reads its
+// header: the column index of each name (a UTF-8 BOM and spaces trimmed).
+func openTSV(path string) (*os.File, *csv.Reader, map[string]int, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	defer f.Close()
 	r := csv.NewReader(f)
 	r.Comma = '\t'
 	r.LazyQuotes = true
 	r.FieldsPerRecord = -1
-	r.ReuseRecord = false
 	header, err := r.Read()
 	if err != nil {
-		return nil, fmt.Errorf("%s:1: cannot read the header: %v", path, err)
+		f.Close()
+		return nil, nil, nil, fmt.Errorf("%s:1: cannot read the header: %v", path, err)
 	}
 	col := map[string]int{}
 	for i, h := range header {
 		col[strings.TrimPrefix(strings.TrimSpace(h), "\ufeff")] = i
 	}
+	return f, r, col, nil
+}
+
+// LoadMMBenchTSV reads an MMBench TSV (tab separated, header row, optional double quotes).
+func LoadMMBenchTSV(path string) (*MMBRefs, error) {
+	f, r, col, err := openTSV(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
 	for _, need := range []string{"index", "question", "A", "B"} {
 		if _, ok := col[need]; !ok {
 			return nil, fmt.Errorf("%s:1: header has no %q column", path, need)

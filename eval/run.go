@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -326,27 +325,17 @@ func loadMMBenchQuestions(t *Task, path string, allRounds bool) ([]RunQuestion, 
 
 // readMMBenchImages returns the "image" column of an MMBench TSV by index.
 func readMMBenchImages(path string) (map[int64]string, error) {
-	f, err := os.Open(path)
+	f, r, col, err := openTSV(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	r := csv.NewReader(f)
-	r.Comma = '\t'
-	r.LazyQuotes = true
-	r.FieldsPerRecord = -1
-	header, err := r.Read()
-	if err != nil {
-		return nil, fmt.Errorf("%s:1: cannot read the header: %v", path, err)
-	}
 	ic, xc := -1, -1
-	for i, h := range header {
-		switch strings.TrimPrefix(strings.TrimSpace(h), "\ufeff") {
-		case "image":
-			ic = i
-		case "index":
-			xc = i
-		}
+	if i, ok := col["image"]; ok {
+		ic = i
+	}
+	if i, ok := col["index"]; ok {
+		xc = i
 	}
 	if ic < 0 {
 		return nil, fmt.Errorf("%s:1: header has no \"image\" column (the images are needed to generate answers)", path)

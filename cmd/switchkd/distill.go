@@ -62,6 +62,15 @@ func (f *runFlags) load() (train.RunConfig, error) {
 	return cfg, nil
 }
 
+// loadRun reads the run's data and loads its models.
+func loadRun(cfg train.RunConfig) (samples []data.Sample, student, teacher *vlm.VLM, err error) {
+	if samples, err = data.ReadLLaVAJSON(cfg.Data); err != nil {
+		return nil, nil, nil, err
+	}
+	student, teacher, err = loadPair(cfg)
+	return samples, student, teacher, err
+}
+
 // loadPair loads the student and (if given) the teacher and checks they share a tokenizer.
 func loadPair(cfg train.RunConfig) (student, teacher *vlm.VLM, err error) {
 	if student, err = vlm.Load(cfg.Student, cfg.Backend); err != nil {
@@ -113,11 +122,7 @@ func runDistill(cfg train.RunConfig, resume bool) error {
 	if err != nil {
 		return err
 	}
-	samples, err := data.ReadLLaVAJSON(cfg.Data)
-	if err != nil {
-		return err
-	}
-	student, teacher, err := loadPair(cfg)
+	samples, student, teacher, err := loadRun(cfg)
 	if err != nil {
 		return err
 	}

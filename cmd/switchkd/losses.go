@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"flag"
 
-	"github.com/switchkd/switchkd/data"
 	"github.com/switchkd/switchkd/models/tinyllava"
 	"github.com/switchkd/switchkd/train"
 	"github.com/switchkd/switchkd/vlm"
@@ -36,11 +35,7 @@ func init() {
 				if err != nil {
 					return err
 				}
-				samples, err := data.ReadLLaVAJSON(cfg.Data)
-				if err != nil {
-					return err
-				}
-				student, teacher, err := loadPair(cfg)
+				samples, student, teacher, err := loadRun(cfg)
 				if err != nil {
 					return err
 				}
