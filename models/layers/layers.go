@@ -24,6 +24,12 @@ func Linear(x, w, b *Node) *Node {
 	return gnn.Dense(x, w, b, compute.DenseLayoutOutputsInput)
 }
 
+// LinearSiLU is SiLU(x @ W^T) (no bias), fused into the matmul's output pass when the backend
+// can (one in-place pass instead of a sigmoid and a product).
+func LinearSiLU(x, w *Node) *Node {
+	return gnn.Dense(x, w, nil, compute.DenseLayoutOutputsInput, activation.TypeSilu)
+}
+
 // LinearW looks up prefix.weight and, if withBias, prefix.bias.
 func LinearW(w Weights, prefix string, x *Node, withBias bool) *Node {
 	var b *Node
@@ -61,8 +67,6 @@ func GeluTanh(x *Node) *Node {
 // GeluErf is the exact GELU, 0.5 x (1 + erf(x / sqrt 2)).
 func GeluErf(x *Node) *Node { return activation.Gelu(x) }
 
-// SiLU is x * sigmoid(x).
-func SiLU(x *Node) *Node { return Mul(x, Sigmoid(x)) }
 
 // RotaryCosSin returns cos and sin tables [B, L, 1, headDim] for the rotate-half RoPE used by
 // Qwen2/Llama: angle(p, i) = p * theta^(-2i/headDim), repeated for both halves.

@@ -137,9 +137,9 @@ func Forward(w layers.Weights, prefix string, c Config, embeds, positions, mask 
 		}
 		x = Add(x, h)
 		h = layers.RMSNorm(w(p+"post_attention_layernorm.weight"), x, c.RMSNormEps)
-		gate := layers.LinearW(w, p+"mlp.gate_proj", h, false)
+		gate := layers.LinearSiLU(h, w(p+"mlp.gate_proj.weight"))
 		up := layers.LinearW(w, p+"mlp.up_proj", h, false)
-		x = Add(x, layers.LinearW(w, p+"mlp.down_proj", Mul(layers.SiLU(gate), up), false))
+		x = Add(x, layers.LinearW(w, p+"mlp.down_proj", Mul(gate, up), false))
 	}
 	return layers.RMSNorm(w(prefix+"model.norm.weight"), x, c.RMSNormEps), next
 }
