@@ -67,7 +67,6 @@ func GeluTanh(x *Node) *Node {
 // GeluErf is the exact GELU, 0.5 x (1 + erf(x / sqrt 2)).
 func GeluErf(x *Node) *Node { return activation.Gelu(x) }
 
-
 // RotaryCosSin returns cos and sin tables [B, L, 1, headDim] for the rotate-half RoPE used by
 // Qwen2/Llama: angle(p, i) = p * theta^(-2i/headDim), repeated for both halves.
 // positions is an int32 node [B, L].
