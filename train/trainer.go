@@ -195,7 +195,7 @@ func (t *Trainer) resetOptimizer(st Stage) {
 // compiled holds a stage's executables.
 type compiled struct {
 	sg      *stepGraph
-	grad    *Exec
+	grad    map[[2]bool]*Exec
 	update  *Exec
 	add     *Exec
 	teacher bool
@@ -210,7 +210,7 @@ func (t *Trainer) newStepGraph(st Stage) (*compiled, error) {
 	if len(sg.trainable) == 0 {
 		return nil, fmt.Errorf("stage %q: the trained modules %v hold no parameters the model uses", st.Name, st.Train)
 	}
-	c := &compiled{sg: sg, teacher: sg.needTeacher()}
+	c := &compiled{sg: sg, teacher: sg.needTeacher(), grad: map[[2]bool]*Exec{}}
 	var err error
 	names := sg.trainable
 	n := len(names)
@@ -236,19 +236,19 @@ func (t *Trainer) newStepGraph(st Stage) (*compiled, error) {
 	return c, err
 }
 
-// gradExec returns the gradient executable for a micro-batch's image layout.
+// gradExec returns the gradient executable for a micro-batch's image layout (whether the
+// student and teacher batches carry pixels), compiled on first use.
 func (t *Trainer) gradExec(c *compiled, sImg, tImg bool) (*Exec, error) {
-	if c.grad == nil {
-		// One Exec per (sImg, tImg) would be needed if batches mix; the feeds used here give
-		// every sample an image tensor (TinyLLaVA uses zeros for image-less samples), so one
-		// layout per stage is the norm. Build lazily for the first layout seen.
-		e, err := NewExec(t.Student.Backend, c.sg.build(sImg, tImg))
-		if err != nil {
-			return nil, err
-		}
-		c.grad = e
+	key := [2]bool{sImg, tImg}
+	if e, ok := c.grad[key]; ok {
+		return e, nil
 	}
-	return c.grad, nil
+	e, err := NewExec(t.Student.Backend, c.sg.build(sImg, tImg))
+	if err != nil {
+		return nil, err
+	}
+	c.grad[key] = e
+	return e, nil
 }
 
 func (t *Trainer) trainStep(c *compiled, lr float64) (Metrics, error) {

@@ -228,3 +228,32 @@ func TestResumeReproducesCurve(t *testing.T) {
 		t.Fatalf("%d checkpoints kept, want 2", len(cps))
 	}
 }
+
+// Micro-batches with and without images (text-only samples) use different graphs; a run that
+// mixes them must train through both.
+func TestMixedImageAndTextOnlyBatches(t *testing.T) {
+	out := t.TempDir()
+	tr, _, student := newTrainer(t, out, 6, DefaultObjective(), []Module{Vision, Connector, LLM})
+	items := dataset(student.Config)
+	for i := range items[:4] {
+		in := items[i].Student
+		in.IDs = []int{3, 4, 5, 10 + i, 30 + i, 2}
+		in.Labels = []int{-100, -100, -100, 10 + i, 30 + i, 2}
+		in.Images = nil
+		items[i] = Sample{Student: in, Teacher: in}
+	}
+	tr.Feed = &SliceFeed{Items: items, Seed: 3}
+	tr.Opt.GlobalBatch, tr.Opt.MicroBatch = 2, 1
+	if err := tr.Run(); err != nil {
+		t.Fatal(err)
+	}
+	ms := readMetrics(t, filepath.Join(out, "metrics.jsonl"))
+	if len(ms) != 6 {
+		t.Fatalf("%d metric lines, want 6", len(ms))
+	}
+	for _, m := range ms {
+		if !(m.CE > 0) {
+			t.Fatalf("step %d: ce %v", m.Step, m.CE)
+		}
+	}
+}

@@ -123,7 +123,7 @@ func runBenchStep(preset string, layers, steps, batch, answer int, backend strin
 		}
 	}
 	n := answer * batch
-	lossSec, err := timeLosses(b, padTo32(n), min(tc.Text.VocabSize, sc.Text.VocabSize), steps)
+	lossSec, err := timeLosses(padTo32(n), min(tc.Text.VocabSize, sc.Text.VocabSize), steps)
 	if err != nil {
 		return err
 	}
@@ -143,7 +143,7 @@ func padTo32(n int) int { return (n + 31) / 32 * 32 }
 
 // timeLosses times forward+backward of CE + BiLD + DBiLD + DBiLD (align and switch terms) on
 // random logits [n, v]: the distillation losses' share of a step.
-func timeLosses(b any, n, v, reps int) (float64, error) {
+func timeLosses(n, v, reps int) (float64, error) {
 	be := engine.MustBackend("")
 	e, err := NewExec(be, func(t, s, w *Node, lab *Node) []*Node {
 		o := train.DefaultObjective()
@@ -153,7 +153,6 @@ func timeLosses(b any, n, v, reps int) (float64, error) {
 		loss = Add(loss, ReduceAllSum(distill.DBiLD(t, s, w, o.DBiLD)))
 		return Gradient(loss, s)
 	})
-	_ = b
 	if err != nil {
 		return 0, err
 	}

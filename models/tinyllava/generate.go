@@ -53,7 +53,7 @@ func (m *Model) Generate(inputs []Input, opts GenerateOptions) ([][]int, error) 
 	}
 	P = (P + 15) / 16 * 16
 	lmax := (P + opts.MaxNewTokens + 63) / 64 * 64
-	if lmax > c.TokenizerModelMaxLength+64 && P+opts.MaxNewTokens > c.Text.MaxPositionEmbeddings {
+	if P+opts.MaxNewTokens > c.Text.MaxPositionEmbeddings {
 		return nil, fmt.Errorf("prompt (%d) + max new tokens (%d) exceed max_position_embeddings %d", P, opts.MaxNewTokens, c.Text.MaxPositionEmbeddings)
 	}
 	B := len(inputs)
