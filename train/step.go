@@ -49,17 +49,6 @@ type Pair struct {
 	CETokens, KDTokens   int
 }
 
-// supervised returns each row's supervised positions (flat) in order.
-func supervised(b *tinyllava.Batch) [][]int32 {
-	rows := make([][]int32, b.B)
-	for i, t := range b.Targets {
-		if t >= 0 {
-			rows[i/b.L] = append(rows[i/b.L], int32(i))
-		}
-	}
-	return rows
-}
-
 func padTo(n, bucket int) int {
 	if n == 0 {
 		n = 1
@@ -76,18 +65,10 @@ func NewPair(student, teacher *tinyllava.Config, sIn, tIn []tinyllava.Input, seq
 		return nil, err
 	}
 	p := &Pair{Student: sb}
-	sRows := supervised(sb)
+	sRows := sb.SupervisedRows()
+	p.CEPos, p.CETargets, p.CEWeights = sb.Supervised(posBucket)
 	for _, r := range sRows {
-		for _, pos := range r {
-			p.CEPos = append(p.CEPos, pos)
-			p.CETargets = append(p.CETargets, sb.Targets[pos])
-			p.CEWeights = append(p.CEWeights, 1)
-		}
-	}
-	p.CETokens = len(p.CEPos)
-	n := padTo(len(p.CEPos), posBucket)
-	for len(p.CEPos) < n {
-		p.CEPos, p.CETargets, p.CEWeights = append(p.CEPos, 0), append(p.CETargets, 0), append(p.CEWeights, 0)
+		p.CETokens += len(r)
 	}
 	if teacher == nil {
 		return p, nil
@@ -97,7 +78,7 @@ func NewPair(student, teacher *tinyllava.Config, sIn, tIn []tinyllava.Input, seq
 		return nil, err
 	}
 	p.Teacher = tb
-	tRows := supervised(tb)
+	tRows := tb.SupervisedRows()
 	for i := range sRows {
 		k := min(len(sRows[i]), len(tRows[i]))
 		for j := 0; j < k; j++ {
@@ -107,7 +88,7 @@ func NewPair(student, teacher *tinyllava.Config, sIn, tIn []tinyllava.Input, seq
 		}
 	}
 	p.KDTokens = len(p.KDStudent)
-	n = padTo(len(p.KDStudent), posBucket)
+	n := padTo(len(p.KDStudent), posBucket)
 	for len(p.KDStudent) < n {
 		p.KDStudent, p.KDTeacher, p.KDWeights = append(p.KDStudent, 0), append(p.KDTeacher, 0), append(p.KDWeights, 0)
 	}

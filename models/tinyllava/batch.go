@@ -105,12 +105,7 @@ func (c *Config) BuildBatch(inputs []Input, bucket int) (*Batch, error) {
 			b.Positions[i*L+t] = int32(t)
 		}
 		for t, s := range r.slots {
-			if s < 0 {
-				b.IsImage[i*L+t] = true
-				b.ImageSel[i*L+t] = int32(imgBase*f + (-1 - s))
-			} else {
-				b.IDs[i*L+t] = int32(s)
-			}
+			b.place(i*L+t, s, imgBase*f)
 			if t+1 < len(r.labels) && r.labels[t+1] >= 0 {
 				b.Targets[i*L+t] = int32(r.labels[t+1])
 			}
@@ -126,4 +121,16 @@ func (c *Config) BuildBatch(inputs []Input, bucket int) (*Batch, error) {
 		imgBase += len(inputs[i].Images)
 	}
 	return b, nil
+}
+
+// place writes slot s (a token id, or -1-k for image feature slot k of its sample) at flat
+// position k; imgOffset is the row of the sample's first image feature in the flattened
+// image features.
+func (b *Batch) place(k, s, imgOffset int) {
+	if s < 0 {
+		b.IsImage[k] = true
+		b.ImageSel[k] = int32(imgOffset + (-1 - s))
+	} else {
+		b.IDs[k] = int32(s)
+	}
 }

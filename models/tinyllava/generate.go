@@ -59,7 +59,8 @@ func (m *Model) Generate(inputs []Input, opts GenerateOptions) ([][]int, error) 
 	B := len(inputs)
 	f := c.NumImageFeatures()
 	// Prefill layout, left-padded.
-	ids, sel, isImg, pos := make([]int32, B*P), make([]int32, B*P), make([]bool, B*P), make([]int32, B*P)
+	batch := &Batch{B: B, L: P, NumImages: numImages, Pixels: pixels,
+		IDs: make([]int32, B*P), ImageSel: make([]int32, B*P), IsImage: make([]bool, B*P), Positions: make([]int32, B*P)}
 	mask := make([]bool, B*P*lmax)
 	offsets := make([]int, B)
 	imgBase := 0
@@ -67,14 +68,8 @@ func (m *Model) Generate(inputs []Input, opts GenerateOptions) ([][]int, error) 
 		o := P - len(s)
 		offsets[r] = o
 		for t, v := range s {
-			k := r*P + o + t
-			if v < 0 {
-				isImg[k] = true
-				sel[k] = int32(imgBase*f + (-1 - v))
-			} else {
-				ids[k] = int32(v)
-			}
-			pos[k] = int32(t)
+			batch.place(r*P+o+t, v, imgBase*f)
+			batch.Positions[r*P+o+t] = int32(t)
 		}
 		for t := 0; t < P; t++ {
 			for j := 0; j <= t; j++ {
@@ -85,7 +80,6 @@ func (m *Model) Generate(inputs []Input, opts GenerateOptions) ([][]int, error) 
 		}
 		imgBase += len(inputs[r].Images)
 	}
-	batch := &Batch{B: B, L: P, NumImages: numImages, Pixels: pixels, IDs: ids, ImageSel: sel, IsImage: isImg, Positions: pos}
 	np := len(m.Params.Used)
 	nl := c.Text.NumHiddenLayers
 
@@ -112,7 +106,7 @@ func (m *Model) Generate(inputs []Input, opts GenerateOptions) ([][]int, error) 
 	if err != nil {
 		return nil, err
 	}
-	args := append(m.ParamArgs(), batch.args(c)...)
+	args := append(m.ParamArgs(), batch.Args(c)...)
 	args = append(args, tensors.FromFlatDataAndDimensions(mask, B, P, 1, lmax))
 	out, err := prefill.Exec(args...)
 	if err != nil {

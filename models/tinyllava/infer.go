@@ -23,11 +23,22 @@ func (m *Model) Logits(b *Batch) ([]float32, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := e.Exec(append(m.ParamArgs(), b.args(c)...)...)
+	out, err := e.Exec(append(m.ParamArgs(), b.Args(c)...)...)
 	if err != nil {
 		return nil, fmt.Errorf("running the model: %w", err)
 	}
 	return tensors.CopyFlatData[float32](out[0])
+}
+
+// SupervisedRows returns each row's supervised positions (flat b*L+t), in order.
+func (b *Batch) SupervisedRows() [][]int32 {
+	rows := make([][]int32, b.B)
+	for i, t := range b.Targets {
+		if t >= 0 {
+			rows[i/b.L] = append(rows[i/b.L], int32(i))
+		}
+	}
+	return rows
 }
 
 // Supervised lists a batch's supervised positions (flat b*L+t) and their targets, padded to a
@@ -79,7 +90,7 @@ func (m *Model) NLL(b *Batch) ([]SampleNLL, error) {
 	if err != nil {
 		return nil, err
 	}
-	args := append(m.ParamArgs(), b.args(c)...)
+	args := append(m.ParamArgs(), b.Args(c)...)
 	args = append(args, tensors.FromFlatDataAndDimensions(pos, len(pos)), tensors.FromFlatDataAndDimensions(targets, len(targets)))
 	out, err := e.Exec(args...)
 	if err != nil {

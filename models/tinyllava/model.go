@@ -156,8 +156,9 @@ func (m *Model) ParamArgs() []any {
 	return args
 }
 
-// batchArgs appends a batch's tensors in BatchNodes order (Pixels only when present).
-func (b *Batch) args(c *Config) []any {
+// Args returns the batch's tensors in BatchNodes order (Pixels only when present), as
+// BatchInputs expects them.
+func (b *Batch) Args(c *Config) []any {
 	var a []any
 	if b.NumImages > 0 {
 		s := c.Vision.ImageSize
@@ -179,6 +180,3 @@ func BatchInputs(in []*graph.Node, hasImages bool) (BatchNodes, []*graph.Node) {
 	b.IDs, b.ImageSel, b.IsImage, b.Positions = in[0], in[1], in[2], in[3]
 	return b, in[4:]
 }
-
-// Args returns the batch tensors in the order BatchInputs expects.
-func (b *Batch) Args(c *Config) []any { return b.args(c) }
