@@ -1,7 +1,6 @@
 package train
 
 import (
-	"bufio"
 	"encoding/json"
 	"math/rand/v2"
 	"os"
@@ -72,21 +71,12 @@ func dataset(c *tinyllava.Config) []Sample {
 }
 
 func readMetrics(t *testing.T, path string) []Metrics {
-	f, err := os.Open(path)
+	t.Helper()
+	ms, err := ReadMetrics(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	var out []Metrics
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var m Metrics
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, m)
-	}
-	return out
+	return ms
 }
 
 func newTrainer(t *testing.T, out string, steps int, obj Objective, mods []Module) (*Trainer, *tinyllava.Model, *tinyllava.Model) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -114,7 +113,10 @@ func runBenchStep(preset string, layers, steps, batch, answer int, backend strin
 		return err
 	}
 	total := time.Since(start)
-	lines := readMetricsFile(filepath.Join(out, "metrics.jsonl"))
+	lines, err := train.ReadMetrics(filepath.Join(out, "metrics.jsonl"))
+	if err != nil {
+		return err
+	}
 	best, sum := 0.0, 0.0
 	for _, m := range lines[1:] {
 		sum += m.StepSec
@@ -182,18 +184,3 @@ func timeLosses(n, v, reps int) (float64, error) {
 	}
 	return best, nil
 }
-
-func readMetricsFile(path string) []train.Metrics {
-	b, _ := os.ReadFile(path)
-	var out []train.Metrics
-	dec := json.NewDecoder(bytesReader(b))
-	for {
-		var m train.Metrics
-		if dec.Decode(&m) != nil {
-			return out
-		}
-		out = append(out, m)
-	}
-}
-
-func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
