@@ -6,12 +6,13 @@
 package layers
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/ml/layers/activation"
-	"github.com/gomlx/gomlx/ml/layers/attention"
 	gnn "github.com/gomlx/gomlx/ml/nn"
 )
 
@@ -95,16 +96,81 @@ func ApplyRotary(x, cos, sin *Node) *Node {
 	return Add(Mul(x, cos), Mul(rot, sin))
 }
 
-// Attention runs attention on [B, S, H, D] inputs in the heads-major layout, where the
-// score tensor [B, H, Sq, Skv] needs no transposes (the go backend's attention is decomposed
-// into matmuls, and BSHD scores cost two large transposes per layer). A mask is [B, Sq, 1, Skv]
-// (true = attend). Returns [B, S, H, D].
-func Attention(q, k, v *Node, opts attention.CoreOptions) *Node {
-	q, k, v = TransposeAllAxes(q, 0, 2, 1, 3), TransposeAllAxes(k, 0, 2, 1, 3), TransposeAllAxes(v, 0, 2, 1, 3)
-	if m := opts.AttentionMask; m != nil {
-		d := m.Shape().Dimensions
-		opts.AttentionMask = Reshape(m, d[0], 1, d[1], d[3]) // [B, Sq, 1, Skv] -> [B, 1, Sq, Skv]
+// MaskBias turns a boolean attention mask [B, Sq, 1, Skv] (true = may attend) into the additive
+// bias Attention takes: 0 where allowed, MaskedScore where not, shaped [B, 1, Sq, Skv]. Build
+// it once per forward pass and share it across layers.
+func MaskBias(mask *Node) *Node {
+	d := mask.Shape().Dimensions
+	m := Reshape(mask, d[0], 1, d[1], d[3])
+	return MulScalar(ConvertDType(LogicalNot(m), dtypes.Float32), MaskedScore)
+}
+
+// CausalBias is the additive causal bias [1, 1, L, L]: position i attends to j <= i.
+func CausalBias(g *Graph, l int) *Node {
+	bias := make([][]float32, l)
+	for i := range bias {
+		bias[i] = make([]float32, l)
+		for j := i + 1; j < l; j++ {
+			bias[i][j] = MaskedScore
+		}
 	}
-	o, _ := attention.Core(q, k, v, attention.LayoutBHSD, opts)
-	return TransposeAllAxes(o, 0, 2, 1, 3)
+	return Reshape(Const(g, bias), 1, 1, l, l)
+}
+
+// MaskedScore is the additive bias of a masked attention score. It is finite, so a row with
+// every key masked (a padding query) gets uniform weights instead of NaNs, and exp of it
+// underflows to exactly 0 next to any unmasked score.
+const MaskedScore = -1e30
+
+// Attention is scaled dot-product attention over q [B, Sq, H, D] and k, v [B, Skv, KVH, D]
+// (grouped-query when KVH < H), with an optional additive bias [B or 1, 1, Sq, Skv] (from
+// MaskBias or CausalBias). Returns [B, Sq, H, D].
+//
+// It computes in the heads-major layout, where the score tensor needs no transposes, and with
+// the H/KVH query heads of a group stacked along the rows, so each matmul is one [G*Sq, D] x
+// [D, Skv] product per (batch, kv head). The scale is applied to q (Sq*D values rather than
+// Sq*Skv scores) and the softmax is SoftmaxLastAxis: one fused pass where the backend has one.
+func Attention(q, k, v, bias *Node) *Node {
+	qd, kd := q.Shape().Dimensions, k.Shape().Dimensions
+	b, sq, h, d := qd[0], qd[1], qd[2], qd[3]
+	skv, kvh := kd[1], kd[2]
+	if h%kvh != 0 {
+		panic(fmt.Sprintf("layers.Attention: %d query heads are not a multiple of %d key/value heads", h, kvh))
+	}
+	g := h / kvh
+	q = MulScalar(q, 1/math.Sqrt(float64(d)))
+	q = Reshape(TransposeAllAxes(q, 0, 2, 1, 3), b, kvh, g*sq, d) // heads h = kv*g + j
+	k, v = TransposeAllAxes(k, 0, 2, 1, 3), TransposeAllAxes(v, 0, 2, 1, 3)
+	scores := Einsum("bkqd,bksd->bkqs", q, k) // [B, KVH, G*Sq, Skv]
+	if bias != nil {
+		bd := bias.Shape().Dimensions
+		scores = Reshape(scores, b, kvh, g, sq, skv)
+		scores = Add(scores, Reshape(ConvertDType(bias, scores.DType()), bd[0], 1, 1, sq, skv))
+	}
+	p := SoftmaxLastAxis(scores)
+	o := Einsum("bkqs,bksd->bkqd", Reshape(p, b, kvh, g*sq, skv), v)
+	return TransposeAllAxes(Reshape(o, b, h, sq, d), 0, 2, 1, 3)
+}
+
+// SoftmaxLastAxis is softmax over the last axis. Where the backend has a fused softmax it runs
+// that single pass forward, and its gradient is the closed form y * (dy - sum(dy * y)) over the
+// forward's output, instead of the autodiff of the decomposed max/exp/sum/div graph (which
+// would have to be computed as well).
+func SoftmaxLastAxis(x *Node) *Node {
+	if !x.Graph().Backend().Capabilities().Operations[compute.OpTypeFusedSoftmax] {
+		return Softmax(x, -1)
+	}
+	var y *Node
+	out, fused := InternalFusedOpCaller(
+		func() *Node { y = BackendFusedSoftmax(x, x.Rank()-1); return y },
+		func() *Node {
+			return IdentityWithCustomGradient(x, func(_, dy *Node) *Node {
+				return Mul(y, Sub(dy, ReduceAndKeep(Mul(dy, y), ReduceSum, -1)))
+			})
+		},
+		true)
+	if !fused {
+		return Softmax(x, -1)
+	}
+	return out
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph"
-	"github.com/gomlx/gomlx/ml/layers/attention"
 
 	"github.com/switchkd/switchkd/models/layers"
 )
@@ -117,6 +116,15 @@ func Forward(w layers.Weights, prefix string, c Config, embeds, positions, mask 
 	x := embeds
 	cos, sin := layers.RotaryCosSin(positions, c.HeadDim(), c.RopeTheta)
 	var next *Cache
+	var bias *Node // additive attention bias, shared by every layer
+	switch {
+	case cache == nil:
+		bias = layers.CausalBias(x.Graph(), x.Shape().Dimensions[1])
+	case cache.K == nil: // prefill: the cache holds exactly these L keys, so attend over them only
+		bias = layers.MaskBias(SliceAxis(mask, 3, AxisRange(0, x.Shape().Dimensions[1])))
+	default:
+		bias = layers.MaskBias(mask)
+	}
 	if cache != nil {
 		next = &Cache{Pos: cache.Pos, Len: cache.Len}
 	}
@@ -129,11 +137,11 @@ func Forward(w layers.Weights, prefix string, c Config, embeds, positions, mask 
 			if cache.K != nil {
 				kc, vc = cache.K[i], cache.V[i]
 			}
-			h, kNew, vNew = attentionBlock(w, p+"self_attn.", c, h, cos, sin, mask, kc, vc, cache)
+			h, kNew, vNew = attentionBlock(w, p+"self_attn.", c, h, cos, sin, bias, kc, vc, cache)
 			next.K = append(next.K, kNew)
 			next.V = append(next.V, vNew)
 		} else {
-			h, _, _ = attentionBlock(w, p+"self_attn.", c, h, cos, sin, nil, nil, nil, nil)
+			h, _, _ = attentionBlock(w, p+"self_attn.", c, h, cos, sin, bias, nil, nil, nil)
 		}
 		x = Add(x, h)
 		h = layers.RMSNorm(w(p+"post_attention_layernorm.weight"), x, c.RMSNormEps)
@@ -144,7 +152,7 @@ func Forward(w layers.Weights, prefix string, c Config, embeds, positions, mask 
 	return layers.RMSNorm(w(prefix+"model.norm.weight"), x, c.RMSNormEps), next
 }
 
-func attentionBlock(w layers.Weights, p string, c Config, x, cos, sin, mask, kCache, vCache *Node, cache *Cache) (out, kAll, vAll *Node) {
+func attentionBlock(w layers.Weights, p string, c Config, x, cos, sin, bias, kCache, vCache *Node, cache *Cache) (out, kAll, vAll *Node) {
 	dims := x.Shape().Dimensions
 	b, l := dims[0], dims[1]
 	hd := c.HeadDim()
@@ -153,13 +161,10 @@ func attentionBlock(w layers.Weights, p string, c Config, x, cos, sin, mask, kCa
 	v := Reshape(layers.LinearW(w, p+"v_proj", x, true), b, l, c.NumKeyValueHeads, hd)
 	q = layers.ApplyRotary(q, cos, sin)
 	k = layers.ApplyRotary(k, cos, sin)
-	opts := attention.CoreOptions{}
 	switch {
 	case cache == nil:
-		opts.UseCausalMask = true
-	case kCache == nil: // prefill: the cache holds exactly these l keys, so attend over them only
+	case kCache == nil: // prefill: keys and values go to the front of a fresh cache
 		kAll, vAll = GrowRight(k, 1, cache.Len-l, 0), GrowRight(v, 1, cache.Len-l, 0)
-		opts.AttentionMask = SliceAxis(mask, 3, AxisRange(0, l))
 	default: // one token per row, written at cache.Pos
 		if l != 1 {
 			panic(fmt.Sprintf("qwen2: cached decoding takes one token per row, got %d", l))
@@ -169,9 +174,8 @@ func attentionBlock(w layers.Weights, p string, c Config, x, cos, sin, mask, kCa
 		kAll = Where(at, BroadcastToDims(k, kCache.Shape().Dimensions...), kCache)
 		vAll = Where(at, BroadcastToDims(v, vCache.Shape().Dimensions...), vCache)
 		k, v = kAll, vAll
-		opts.AttentionMask = mask
 	}
-	o := layers.Attention(q, k, v, opts)
+	o := layers.Attention(q, k, v, bias)
 	o = Reshape(o, b, l, c.HiddenSize)
 	return layers.LinearW(w, p+"o_proj", o, false), kAll, vAll
 }

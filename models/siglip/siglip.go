@@ -11,7 +11,6 @@ import (
 	"fmt"
 
 	. "github.com/gomlx/gomlx/core/graph"
-	"github.com/gomlx/gomlx/ml/layers/attention"
 
 	"github.com/switchkd/switchkd/models/layers"
 )
@@ -143,6 +142,6 @@ func selfAttention(w layers.Weights, p string, c Config, x *Node) *Node {
 	q := Reshape(layers.LinearW(w, p+"q_proj", x, true), b, l, heads, hd)
 	k := Reshape(layers.LinearW(w, p+"k_proj", x, true), b, l, heads, hd)
 	v := Reshape(layers.LinearW(w, p+"v_proj", x, true), b, l, heads, hd)
-	o := layers.Attention(q, k, v, attention.CoreOptions{})
+	o := layers.Attention(q, k, v, nil)
 	return layers.LinearW(w, p+"out_proj", Reshape(o, b, l, c.HiddenSize), true)
 }

@@ -1,0 +1,148 @@
+package layers
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/switchkd/switchkd/engine"
+)
+
+// refAttention is scaled dot-product attention written out in plain float64 loops, the
+// reference for Attention: q [B,Sq,H,D], k and v [B,Skv,KVH,D], allowed[b][i][j] (nil: all).
+// Query head h reads key/value head h / (H/KVH). A row with no allowed key gets uniform
+// weights, as MaskedScore gives.
+func refAttention(q, k, v []float64, b, sq, skv, h, kvh, d int, allowed [][][]bool) []float64 {
+	out := make([]float64, b*sq*h*d)
+	g := h / kvh
+	scale := 1 / math.Sqrt(float64(d))
+	for bi := 0; bi < b; bi++ {
+		for hi := 0; hi < h; hi++ {
+			kh := hi / g
+			for i := 0; i < sq; i++ {
+				s := make([]float64, skv)
+				maxS := math.Inf(-1)
+				any := false
+				for j := 0; j < skv; j++ {
+					if allowed != nil && !allowed[bi][i][j] {
+						continue
+					}
+					any = true
+					for x := 0; x < d; x++ {
+						s[j] += q[((bi*sq+i)*h+hi)*d+x] * k[((bi*skv+j)*kvh+kh)*d+x] * scale
+					}
+					maxS = math.Max(maxS, s[j])
+				}
+				p := make([]float64, skv)
+				var sum float64
+				for j := 0; j < skv; j++ {
+					switch {
+					case !any:
+						p[j] = 1
+					case allowed == nil || allowed[bi][i][j]:
+						p[j] = math.Exp(s[j] - maxS)
+					}
+					sum += p[j]
+				}
+				for j := 0; j < skv; j++ {
+					for x := 0; x < d; x++ {
+						out[((bi*sq+i)*h+hi)*d+x] += p[j] / sum * v[((bi*skv+j)*kvh+kh)*d+x]
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+func randSlice(r *rand.Rand, n int) []float64 {
+	s := make([]float64, n)
+	for i := range s {
+		s[i] = r.NormFloat64()
+	}
+	return s
+}
+
+// TestAttention checks Attention (grouped-query, with a mask that leaves one query row with no
+// key at all) and its gradients, whose softmax part is SoftmaxLastAxis's closed form, against
+// refAttention and central differences of it, in float64.
+func TestAttention(t *testing.T) {
+	const b, sq, skv, h, kvh, d = 2, 3, 4, 4, 2, 5
+	r := rand.New(rand.NewPCG(1, 2))
+	q, k, v := randSlice(r, b*sq*h*d), randSlice(r, b*skv*kvh*d), randSlice(r, b*skv*kvh*d)
+	// loss = sum(out * wOut). The row with no allowed key gets weight 0: its uniform output is
+	// a rounding artefact (every score drowned by MaskedScore), and its gradient is only the
+	// exact-math one of unmasked attention; such rows are padding queries nothing reads.
+	wOut := randSlice(r, b*sq*h*d)
+	for x := 0; x < h*d; x++ {
+		wOut[(1*sq+0)*h*d+x] = 0
+	}
+	allowed := make([][][]bool, b)
+	maskFlat := make([]bool, b*sq*skv)
+	for bi := range allowed {
+		allowed[bi] = make([][]bool, sq)
+		for i := range allowed[bi] {
+			allowed[bi][i] = make([]bool, skv)
+			for j := range allowed[bi][i] {
+				ok := r.IntN(3) > 0 && !(bi == 1 && i == 0) // batch 1, row 0: nothing allowed
+				allowed[bi][i][j] = ok
+				maskFlat[(bi*sq+i)*skv+j] = ok
+			}
+		}
+	}
+	for _, masked := range []bool{false, true} {
+		al := allowed
+		if !masked {
+			al = nil
+		}
+		exec := MustNewExec(engine.MustBackend(""), func(qn, kn, vn, mask, w *Node) []*Node {
+			var bias *Node
+			if masked {
+				bias = MaskBias(mask)
+			}
+			out := Attention(qn, kn, vn, bias)
+			loss := ReduceAllSum(Mul(out, w))
+			return append([]*Node{out}, Gradient(loss, qn, kn, vn)...)
+		})
+		res := exec.MustExec(
+			tensors.FromFlatDataAndDimensions(q, b, sq, h, d),
+			tensors.FromFlatDataAndDimensions(k, b, skv, kvh, d),
+			tensors.FromFlatDataAndDimensions(v, b, skv, kvh, d),
+			tensors.FromFlatDataAndDimensions(maskFlat, b, sq, 1, skv),
+			tensors.FromFlatDataAndDimensions(wOut, b, sq, h, d))
+		want := refAttention(q, k, v, b, sq, skv, h, kvh, d, al)
+		got := tensors.MustCopyFlatData[float64](res[0])
+		for i := range want {
+			if math.Abs(got[i]-want[i]) > 1e-12 {
+				t.Fatalf("masked=%v: out[%d] = %.15g, reference %.15g", masked, i, got[i], want[i])
+			}
+		}
+		loss := func() float64 {
+			o := refAttention(q, k, v, b, sq, skv, h, kvh, d, al)
+			var s float64
+			for i := range o {
+				s += o[i] * wOut[i]
+			}
+			return s
+		}
+		for gi, x := range [][]float64{q, k, v} {
+			grad := tensors.MustCopyFlatData[float64](res[1+gi])
+			for i := range x {
+				const eps = 1e-6
+				x0 := x[i]
+				x[i] = x0 + eps
+				up := loss()
+				x[i] = x0 - eps
+				down := loss()
+				x[i] = x0
+				fd := (up - down) / (2 * eps)
+				if math.Abs(grad[i]-fd) > 1e-7*(1+math.Abs(fd)) {
+					t.Fatalf("masked=%v: d loss / d %s[%d] = %.10g, central difference %.10g", masked, "qkv"[gi:gi+1], i, grad[i], fd)
+				}
+			}
+		}
+	}
+}
