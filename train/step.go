@@ -123,8 +123,13 @@ type terms struct {
 // forward builds the three forward passes and the per-position terms. Inputs: student params
 // (Used order), teacher params (Used order, if needed), student batch, teacher batch (if
 // needed), then CEPos, CETargets, CEWeights, ceScale, [KDStudent, KDTeacher, KDWeights, kdScale].
-func (s *stepGraph) forward(in []*Node, sHasImg, tHasImg bool) terms {
+// grad says whether the graph will be differentiated (the student and the switch path then use
+// ops whose gradients need no recomputation).
+func (s *stepGraph) forward(in []*Node, sHasImg, tHasImg, grad bool) terms {
 	sc, sNames := s.student.Config, s.student.Params.Used
+	if grad {
+		sc = sc.Differentiable()
+	}
 	var r terms
 	r.ws = tinyllava.Weights(sNames, in[:len(sNames)])
 	in = in[len(sNames):]
@@ -132,10 +137,17 @@ func (s *stepGraph) forward(in []*Node, sHasImg, tHasImg bool) terms {
 	var tc *tinyllava.Config
 	if s.needTeacher() {
 		tNames := s.teacher.Params.Used
-		tw := tinyllava.Weights(tNames, in[:len(tNames)])
-		// The teacher is frozen: its weights are constants for autodiff.
-		wt = func(n string) *Node { return StopGradient(tw(n)) }
+		// The teacher is frozen: gradients are taken with respect to the student's parameters
+		// only, so autodiff never builds a VJP into these inputs. (A StopGradient here would be
+		// an Identity, which the go backend executes as a copy of every teacher weight, every
+		// step.)
+		wt = tinyllava.Weights(tNames, in[:len(tNames)])
+		// The teacher's own forward uses the same ops as the switch path through it, so equal
+		// vision towers give exactly equal logits (a zero VSD term).
 		tc = s.teacher.Config
+		if grad && s.useVSD() {
+			tc = tc.Differentiable()
+		}
 		in = in[len(tNames):]
 	}
 	sb, rest := tinyllava.BatchInputs(in, sHasImg)
@@ -146,23 +158,39 @@ func (s *stepGraph) forward(in []*Node, sHasImg, tHasImg bool) terms {
 	cePos, ceTgt := rest[0], rest[1]
 	r.ceW, r.ceScale = rest[2], rest[3]
 	rest = rest[4:]
-	hsFlat := flatten(sc.Hidden(r.ws, sb))
-	r.ce = distill.CE(sc.Logits(r.ws, gatherRows(hsFlat, cePos)), ceTgt, r.ceW)
+	var kdS, kdT *Node
+	if s.needTeacher() {
+		kdS, kdT = rest[0], rest[1]
+		r.kdW, r.kdScale = rest[2], rest[3]
+	}
+	// The student's vision features, computed once for the student and the switch path.
+	var features *Node
+	if sb.Pixels != nil {
+		features = sc.VisionFeatures(r.ws, sb.Pixels)
+	}
+	hsFlat := flatten(sc.HiddenFromFeatures(r.ws, features, sb))
+	// The student's LM head runs once, over the CE rows and (when aligning) the KD rows
+	// together: one vocabulary-sized weight gradient instead of two plus their sum.
+	rows := cePos
+	if s.needTeacher() && s.useAlign() {
+		rows = Concatenate([]*Node{cePos, kdS}, 0)
+	}
+	zAll := sc.Logits(r.ws, gatherRows(hsFlat, rows))
+	nCE := cePos.Shape().Dimensions[0]
+	r.ce = distill.CE(SliceAxis(zAll, 0, AxisRange(0, nCE)), ceTgt, r.ceW)
 	if !s.needTeacher() {
 		return r
 	}
-	kdS, kdT := rest[0], rest[1]
-	r.kdW, r.kdScale = rest[2], rest[3]
 	v := min(sc.Text.VocabSize, tc.Text.VocabSize)
 	cut := func(x *Node) *Node { return SliceAxis(x, -1, AxisRange(0, v)) }
 	zt := StopGradient(cut(tc.Logits(wt, gatherRows(flatten(tc.Hidden(wt, tb)), kdT))))
 	if s.useAlign() {
-		zs := cut(sc.Logits(r.ws, gatherRows(hsFlat, kdS)))
+		zs := cut(SliceAxis(zAll, 0, AxisRangeToEnd(nCE)))
 		r.align = perPosition(s.obj.Align, zt, zs, r.kdW, s.obj)
 	}
 	if s.useVSD() {
 		// Visual switch: the student's vision features through the teacher's connector and LLM.
-		hw := tc.HiddenFromArch(sc, r.ws, wt, sb)
+		hw := tc.HiddenFromFeatures(wt, features, sb)
 		zw := cut(tc.Logits(wt, gatherRows(flatten(hw), kdS)))
 		r.vsd = perPosition(s.obj.VSD, zt, zw, r.kdW, s.obj)
 	}
@@ -173,7 +201,7 @@ func (s *stepGraph) forward(in []*Node, sHasImg, tHasImg bool) terms {
 // scaled total w.r.t. the trainable parameters, then the three unscaled term sums (float64).
 func (s *stepGraph) build(sHasImg, tHasImg bool) func([]*Node) []*Node {
 	return func(in []*Node) []*Node {
-		r := s.forward(in, sHasImg, tHasImg)
+		r := s.forward(in, sHasImg, tHasImg, true)
 		g := r.ce.Graph()
 		ceSum := weightedSum(r.ce, r.ceW)
 		total := Mul(ceSum, MulScalar(r.ceScale, s.obj.WCE))
@@ -199,7 +227,7 @@ func (s *stepGraph) build(sHasImg, tHasImg bool) func([]*Node) []*Node {
 // per-position ce [Nce], align [Nkd] and vsd [Nkd] (zeros for unused terms).
 func (s *stepGraph) buildLosses(sHasImg, tHasImg bool) func([]*Node) []*Node {
 	return func(in []*Node) []*Node {
-		r := s.forward(in, sHasImg, tHasImg)
+		r := s.forward(in, sHasImg, tHasImg, false)
 		align, vsd := r.align, r.vsd
 		if align == nil {
 			align = ZerosLike(r.ce)

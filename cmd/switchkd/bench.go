@@ -26,11 +26,12 @@ func init() {
 			batch := fs.Int("batch", 1, "prompts decoded together")
 			repeat := fs.Int("repeat", 2, "timed repetitions after one warm-up (best is reported)")
 			backend := backendFlag(fs)
+			profile := profileFlag(fs)
 			return func(args []string) error {
 				if err := requireFlags("model", *model); err != nil {
 					return err
 				}
-				return runBench(*model, *backend, *promptTokens, *newTokens, *batch, *repeat)
+				return profile(func() error { return runBench(*model, *backend, *promptTokens, *newTokens, *batch, *repeat) })
 			}
 		},
 	})

@@ -30,8 +30,9 @@ func init() {
 			batch := fs.Int("batch", 1, "samples per step")
 			answer := fs.Int("answer-tokens", 32, "supervised tokens per sample")
 			backend := backendFlag(fs)
+			profile := profileFlag(fs)
 			return func(args []string) error {
-				return runBenchStep(*preset, *layers, *steps, *batch, *answer, *backend)
+				return profile(func() error { return runBenchStep(*preset, *layers, *steps, *batch, *answer, *backend) })
 			}
 		},
 	})

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"sort"
 
 	"github.com/switchkd/switchkd/data"
@@ -41,6 +42,31 @@ func init() {
 
 func backendFlag(fs *flag.FlagSet) *string {
 	return fs.String("backend", "go", "compute backend: go (pure Go, CPU) or xla[:cuda|cpu] (needs a cgo build and a PJRT plugin)")
+}
+
+// profileFlag adds --cpuprofile FILE. The returned function wraps a command's work: it writes
+// a CPU profile of run (for go tool pprof) when the flag is set.
+func profileFlag(fs *flag.FlagSet) func(run func() error) error {
+	path := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
+	return func(run func() error) error {
+		if *path == "" {
+			return run()
+		}
+		f, err := os.Create(*path)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return err
+		}
+		runErr := run()
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil && runErr == nil {
+			runErr = err
+		}
+		return runErr
+	}
 }
 
 func runNLL(modelDir, dataPath, images, backend string, batchSize int) error {

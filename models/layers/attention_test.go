@@ -146,3 +146,47 @@ func TestAttention(t *testing.T) {
 		}
 	}
 }
+
+// TestLinearGradientHasNoIdentityTranspose checks the DotGeneral gradient wrapper of
+// autodiff.go: the weight gradient of a linear layer is the matmul itself, not an identity
+// Transpose copy of it, and equals the reference dW = dy^T x (here dy = wOut).
+func TestLinearGradientHasNoIdentityTranspose(t *testing.T) {
+	const m, k, n = 3, 4, 5
+	r := rand.New(rand.NewPCG(3, 4))
+	x, w, wOut := randSlice(r, m*k), randSlice(r, n*k), randSlice(r, m*n)
+	var gradType NodeType
+	exec := MustNewExec(engine.MustBackend(""), func(xn, wn, wo *Node) []*Node {
+		loss := ReduceAllSum(Mul(Linear(xn, wn, nil), wo))
+		grads := Gradient(loss, xn, wn)
+		gradType = grads[1].Type()
+		return grads
+	})
+	res := exec.MustExec(tensors.FromFlatDataAndDimensions(x, m, k), tensors.FromFlatDataAndDimensions(w, n, k),
+		tensors.FromFlatDataAndDimensions(wOut, m, n))
+	if gradType == NodeTypeTranspose {
+		t.Errorf("the weight gradient is still a Transpose node")
+	}
+	dx, dw := tensors.MustCopyFlatData[float64](res[0]), tensors.MustCopyFlatData[float64](res[1])
+	for i := 0; i < m; i++ {
+		for c := 0; c < k; c++ {
+			var want float64
+			for o := 0; o < n; o++ {
+				want += wOut[i*n+o] * w[o*k+c]
+			}
+			if math.Abs(dx[i*k+c]-want) > 1e-12 {
+				t.Fatalf("dx[%d,%d] = %g, want %g", i, c, dx[i*k+c], want)
+			}
+		}
+	}
+	for o := 0; o < n; o++ {
+		for c := 0; c < k; c++ {
+			var want float64
+			for i := 0; i < m; i++ {
+				want += wOut[i*n+o] * x[i*k+c]
+			}
+			if math.Abs(dw[o*k+c]-want) > 1e-12 {
+				t.Fatalf("dW[%d,%d] = %g, want %g", o, c, dw[o*k+c], want)
+			}
+		}
+	}
+}

@@ -26,10 +26,14 @@ func Linear(x, w, b *Node) *Node {
 }
 
 // LinearSiLU is SiLU(x @ W^T) (no bias), fused into the matmul's output pass when the backend
-// can (one in-place pass instead of a sigmoid and a product).
+// can (one in-place pass instead of a sigmoid and a product). For inference: its gradient
+// recomputes the matmul (see qwen2.Config.Differentiated).
 func LinearSiLU(x, w *Node) *Node {
 	return gnn.Dense(x, w, nil, compute.DenseLayoutOutputsInput, activation.TypeSilu)
 }
+
+// SiLU is x * sigmoid(x).
+func SiLU(x *Node) *Node { return Mul(x, Sigmoid(x)) }
 
 // LinearW looks up prefix.weight and, if withBias, prefix.bias.
 func LinearW(w Weights, prefix string, x *Node, withBias bool) *Node {

@@ -27,6 +27,12 @@ type Config struct {
 	TieWordEmbeddings     bool    `json:"tie_word_embeddings"`
 	MaxPositionEmbeddings int     `json:"max_position_embeddings"`
 	HiddenAct             string  `json:"hidden_act"`
+
+	// Differentiated is set (by the caller, not config.json) when a graph will be
+	// differentiated through this decoder. The SwiGLU gate then computes its pre-activation and
+	// the SiLU as separate ops: the gradient of the fused matmul+SiLU would compute the matmul
+	// a second time to get the pre-activation back.
+	Differentiated bool `json:"-"`
 }
 
 // Defaults are transformers' Qwen2Config defaults, used for fields a config.json leaves out.
@@ -145,7 +151,12 @@ func Forward(w layers.Weights, prefix string, c Config, embeds, positions, mask 
 		}
 		x = Add(x, h)
 		h = layers.RMSNorm(w(p+"post_attention_layernorm.weight"), x, c.RMSNormEps)
-		gate := layers.LinearSiLU(h, w(p+"mlp.gate_proj.weight"))
+		var gate *Node
+		if c.Differentiated {
+			gate = layers.SiLU(layers.LinearW(w, p+"mlp.gate_proj", h, false))
+		} else {
+			gate = layers.LinearSiLU(h, w(p+"mlp.gate_proj.weight"))
+		}
 		up := layers.LinearW(w, p+"mlp.up_proj", h, false)
 		x = Add(x, layers.LinearW(w, p+"mlp.down_proj", Mul(gate, up), false))
 	}

@@ -80,11 +80,30 @@ func (c *Config) HiddenFrom(vision, lang layers.Weights, b BatchNodes) *Node {
 
 // HiddenFromArch is HiddenFrom where the vision tower's architecture vc may differ from c's.
 func (c *Config) HiddenFromArch(vc *Config, vision, lang layers.Weights, b BatchNodes) *Node {
-	var imgEmb *Node
+	var features *Node
 	if b.Pixels != nil {
-		imgEmb = c.Project(lang, vc.VisionFeatures(vision, b.Pixels))
+		features = vc.VisionFeatures(vision, b.Pixels)
+	}
+	return c.HiddenFromFeatures(lang, features, b)
+}
+
+// HiddenFromFeatures runs this model's connector and LLM over a batch whose vision features
+// [N, F, vision hidden] were computed already (nil when the batch has no image), so one tower
+// pass can feed several language models (the student and the visual switch).
+func (c *Config) HiddenFromFeatures(lang layers.Weights, features *Node, b BatchNodes) *Node {
+	var imgEmb *Node
+	if features != nil {
+		imgEmb = c.Project(lang, features)
 	}
 	return c.LLM(lang, c.Embed(lang, b.IDs, b.ImageSel, b.IsImage, imgEmb), b.Positions)
+}
+
+// Differentiable returns a copy of c for graphs that will be differentiated through the model
+// (see qwen2.Config.Differentiated).
+func (c *Config) Differentiable() *Config {
+	d := *c
+	d.Text.Differentiated = true
+	return &d
 }
 
 // CrossEntropy returns per-row -log softmax(logits)[target] for logits [N, V], targets [N]
