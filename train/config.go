@@ -34,6 +34,8 @@ type BatchConfig struct {
 	Micro     int `yaml:"micro"`
 	SeqBucket int `yaml:"seq_bucket"`
 	PosBucket int `yaml:"pos_bucket"`
+	// Concurrent: chunks of a micro-batch whose forward/backward run at once (0: one per core).
+	Concurrent int `yaml:"concurrent"`
 }
 
 type OptimizerConfig struct {
@@ -296,6 +298,9 @@ func (c RunConfig) Build() ([]Stage, Options, error) {
 	if b.Micro <= 0 || b.Global <= 0 || b.Global%b.Micro != 0 {
 		return nil, Options{}, fmt.Errorf("config: batch.global (%d) must be a positive multiple of batch.micro (%d)", b.Global, b.Micro)
 	}
+	if b.Concurrent < 0 {
+		return nil, Options{}, fmt.Errorf("config: batch.concurrent (%d) must be >= 0", b.Concurrent)
+	}
 	if b.SeqBucket <= 0 || b.PosBucket <= 0 {
 		return nil, Options{}, fmt.Errorf("config: batch.seq_bucket and batch.pos_bucket must be positive")
 	}
@@ -311,7 +316,7 @@ func (c RunConfig) Build() ([]Stage, Options, error) {
 	opt := Options{
 		Optimizer:   AdamW{Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, WeightDecay: o.WeightDecay, MaxGradNorm: o.MaxGradNorm},
 		GlobalBatch: b.Global, MicroBatch: b.Micro, SeqBucket: b.SeqBucket, PosBucket: b.PosBucket,
-		Out: c.Out, SaveEvery: c.Checkpoint.SaveEvery, KeepLast: c.Checkpoint.KeepLast,
+		Concurrent: b.Concurrent, Out: c.Out, SaveEvery: c.Checkpoint.SaveEvery, KeepLast: c.Checkpoint.KeepLast,
 	}
 	return stages, opt, nil
 }

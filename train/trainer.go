@@ -9,6 +9,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
 	"time"
 
 	. "github.com/gomlx/gomlx/core/graph"
@@ -54,13 +56,19 @@ type Options struct {
 	Optimizer   AdamW
 	GlobalBatch int // samples per optimizer step
 	MicroBatch  int // samples per forward/backward (GlobalBatch is a multiple of it)
-	SeqBucket   int // sequence lengths are rounded up to a multiple of this
-	PosBucket   int // supervised-position counts are rounded up to a multiple of this
-	Out         string
-	SaveEvery   int // checkpoint every N optimizer steps (0: only at the end)
-	KeepLast    int // checkpoints to keep
-	LogEvery    int
-	Progress    io.Writer // progress bar (nil: none)
+	// Concurrent splits each micro-batch into up to this many chunks, whose forward/backward
+	// passes run concurrently (0: GOMAXPROCS). The go backend runs most element-wise ops on
+	// one core, so concurrent chunks keep the others busy; peak activation memory stays that
+	// of one micro-batch. The loss is normalised by the global batch's token counts, so the
+	// split changes only the order of float32 sums, and it is deterministic.
+	Concurrent int
+	SeqBucket  int // sequence lengths are rounded up to a multiple of this
+	PosBucket  int // supervised-position counts are rounded up to a multiple of this
+	Out        string
+	SaveEvery  int // checkpoint every N optimizer steps (0: only at the end)
+	KeepLast   int // checkpoints to keep
+	LogEvery   int
+	Progress   io.Writer // progress bar (nil: none)
 	// StopAfter ends Run with ErrStopped after this many global steps (0: never): a clean
 	// stand-in for a killed process, used to test resuming.
 	StopAfter int
@@ -192,6 +200,30 @@ func (t *Trainer) resetOptimizer(st Stage) {
 	}
 }
 
+// pairGrads runs the gradient graph on one chunk: the gradients of the trainable parameters,
+// then the three term sums.
+func (t *Trainer) pairGrads(c *compiled, p *Pair, ceScale, kdScale float64) ([]*tensors.Tensor, error) {
+	sImg := p.Student.NumImages > 0
+	tImg := p.Teacher != nil && p.Teacher.NumImages > 0
+	e, err := t.gradExec(c, sImg, tImg)
+	if err != nil {
+		return nil, err
+	}
+	args := t.Student.ParamArgs()
+	if c.teacher {
+		args = append(args, t.Teacher.ParamArgs()...)
+	}
+	args = append(args, p.Student.Args(t.Student.Config)...)
+	if c.teacher {
+		args = append(args, p.Teacher.Args(t.Teacher.Config)...)
+	}
+	args = append(args, vec(p.CEPos), vec(p.CETargets), vec(p.CEWeights), tensors.FromScalar(ceScale))
+	if c.teacher {
+		args = append(args, vec(p.KDStudent), vec(p.KDTeacher), vec(p.KDWeights), tensors.FromScalar(kdScale))
+	}
+	return e.Exec(args...)
+}
+
 // compiled holds a stage's executables.
 type compiled struct {
 	sg      *stepGraph
@@ -199,6 +231,7 @@ type compiled struct {
 	update  *Exec
 	add     *Exec
 	teacher bool
+	gradMu  sync.Mutex // guards grad: chunks of a step ask for their executable concurrently
 }
 
 func (t *Trainer) newStepGraph(st Stage) (*compiled, error) {
@@ -239,6 +272,8 @@ func (t *Trainer) newStepGraph(st Stage) (*compiled, error) {
 // gradExec returns the gradient executable for a micro-batch's image layout (whether the
 // student and teacher batches carry pixels), compiled on first use.
 func (t *Trainer) gradExec(c *compiled, sImg, tImg bool) (*Exec, error) {
+	c.gradMu.Lock()
+	defer c.gradMu.Unlock()
 	key := [2]bool{sImg, tImg}
 	if e, ok := c.grad[key]; ok {
 		return e, nil
@@ -251,10 +286,32 @@ func (t *Trainer) gradExec(c *compiled, sImg, tImg bool) (*Exec, error) {
 	return e, nil
 }
 
+// concurrent is the number of micro-batch chunks run at once (Options.Concurrent).
+func (t *Trainer) concurrent() int {
+	if t.Opt.Concurrent > 0 {
+		return t.Opt.Concurrent
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
+// chunks splits n samples into min(w, n) contiguous chunks of near-equal size.
+func chunks(n, w int) [][2]int {
+	w = max(1, min(w, n))
+	var out [][2]int
+	for i := 0; i < w; i++ {
+		out = append(out, [2]int{i * n / w, (i + 1) * n / w})
+	}
+	return out
+}
+
 func (t *Trainer) trainStep(c *compiled, lr float64) (Metrics, error) {
 	began := time.Now()
 	var pairs []*Pair
 	ceTok, kdTok := 0, 0
+	var tc *tinyllava.Config
+	if c.teacher {
+		tc = t.Teacher.Config
+	}
 	for i := 0; i < t.Opt.GlobalBatch/t.Opt.MicroBatch; i++ {
 		var sIn, tIn []tinyllava.Input
 		for j := 0; j < t.Opt.MicroBatch; j++ {
@@ -264,52 +321,47 @@ func (t *Trainer) trainStep(c *compiled, lr float64) (Metrics, error) {
 			}
 			sIn, tIn = append(sIn, s.Student), append(tIn, s.Teacher)
 		}
-		var tc *tinyllava.Config
-		if c.teacher {
-			tc = t.Teacher.Config
+		for _, ch := range chunks(len(sIn), t.concurrent()) {
+			p, err := NewPair(t.Student.Config, tc, sIn[ch[0]:ch[1]], tIn[ch[0]:ch[1]], t.Opt.SeqBucket, t.Opt.PosBucket)
+			if err != nil {
+				return Metrics{}, err
+			}
+			pairs = append(pairs, p)
+			ceTok += p.CETokens
+			kdTok += p.KDTokens
 		}
-		p, err := NewPair(t.Student.Config, tc, sIn, tIn, t.Opt.SeqBucket, t.Opt.PosBucket)
-		if err != nil {
-			return Metrics{}, err
-		}
-		pairs = append(pairs, p)
-		ceTok += p.CETokens
-		kdTok += p.KDTokens
 	}
 	ceScale, kdScale := 1/float64(max(1, ceTok)), 1/float64(max(1, kdTok))
 	var acc []*tensors.Tensor
 	var sums Terms
-	for _, p := range pairs {
-		sImg := p.Student.NumImages > 0
-		tImg := p.Teacher != nil && p.Teacher.NumImages > 0
-		e, err := t.gradExec(c, sImg, tImg)
-		if err != nil {
+	n := len(c.sg.trainable)
+	// Chunks run w at a time; their gradients are summed in chunk order, so the result does
+	// not depend on which finishes first.
+	for lo := 0; lo < len(pairs); lo += t.concurrent() {
+		group := pairs[lo:min(len(pairs), lo+t.concurrent())]
+		outs := make([][]*tensors.Tensor, len(group))
+		errs := make([]error, len(group))
+		var wg sync.WaitGroup
+		for k, p := range group {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				outs[k], errs[k] = t.pairGrads(c, p, ceScale, kdScale)
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
 			return Metrics{}, err
 		}
-		args := t.Student.ParamArgs()
-		if c.teacher {
-			args = append(args, t.Teacher.ParamArgs()...)
-		}
-		args = append(args, p.Student.Args(t.Student.Config)...)
-		if c.teacher {
-			args = append(args, p.Teacher.Args(t.Teacher.Config)...)
-		}
-		args = append(args, vec(p.CEPos), vec(p.CETargets), vec(p.CEWeights), tensors.FromScalar(ceScale))
-		if c.teacher {
-			args = append(args, vec(p.KDStudent), vec(p.KDTeacher), vec(p.KDWeights), tensors.FromScalar(kdScale))
-		}
-		out, err := e.Exec(args...)
-		if err != nil {
-			return Metrics{}, err
-		}
-		n := len(c.sg.trainable)
-		grads, terms := out[:n], out[n:]
-		sums.CE += tensors.ToScalar[float64](terms[0])
-		sums.Align += tensors.ToScalar[float64](terms[1])
-		sums.VSD += tensors.ToScalar[float64](terms[2])
-		if acc == nil {
-			acc = grads
-		} else {
+		for _, out := range outs {
+			grads, terms := out[:n], out[n:]
+			sums.CE += tensors.ToScalar[float64](terms[0])
+			sums.Align += tensors.ToScalar[float64](terms[1])
+			sums.VSD += tensors.ToScalar[float64](terms[2])
+			if acc == nil {
+				acc = grads
+				continue
+			}
 			in := make([]any, 0, 2*n)
 			for _, a := range acc {
 				d, err := DonateTensorBuffer(a, t.Student.Backend, 0)
@@ -321,6 +373,7 @@ func (t *Trainer) trainStep(c *compiled, lr float64) (Metrics, error) {
 			for _, g := range grads {
 				in = append(in, g)
 			}
+			var err error
 			if acc, err = c.add.Exec(in...); err != nil {
 				return Metrics{}, err
 			}
@@ -328,7 +381,6 @@ func (t *Trainer) trainStep(c *compiled, lr float64) (Metrics, error) {
 	}
 	// Optimizer update. Parameters, gradients and moments are donated: the backend may update
 	// them in place instead of holding old and new copies at once.
-	n := len(c.sg.trainable)
 	args := make([]any, 0, 4*n+2)
 	donate := func(x *tensors.Tensor) error {
 		d, err := DonateTensorBuffer(x, t.Student.Backend, 0)

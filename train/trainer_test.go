@@ -2,6 +2,7 @@ package train
 
 import (
 	"encoding/json"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -244,6 +245,35 @@ func TestMixedImageAndTextOnlyBatches(t *testing.T) {
 	for _, m := range ms {
 		if !(m.CE > 0) {
 			t.Fatalf("step %d: ce %v", m.Step, m.CE)
+		}
+	}
+}
+
+// Concurrent chunks (Options.Concurrent) change only the order of float32 sums: the curve matches
+// a one-chunk run closely, and two runs with the same workers match exactly.
+func TestWorkersSplitMicroBatches(t *testing.T) {
+	run := func(workers int) []Metrics {
+		dir := t.TempDir()
+		tr, _, _ := newTrainer(t, dir, 4, DefaultObjective(), []Module{Vision, Connector, LLM})
+		tr.Opt.GlobalBatch, tr.Opt.MicroBatch, tr.Opt.Concurrent = 4, 4, workers
+		if err := tr.Run(); err != nil {
+			t.Fatal(err)
+		}
+		return readMetrics(t, filepath.Join(dir, "metrics.jsonl"))
+	}
+	one, three, threeAgain := run(1), run(3), run(3)
+	for i := range one {
+		a, b, c := one[i], three[i], threeAgain[i]
+		if b.Total != c.Total || b.GradNorm != c.GradNorm {
+			t.Fatalf("step %d: two runs with 3 workers differ: %+v vs %+v", i+1, b, c)
+		}
+		for _, d := range [][2]float64{{a.CE, b.CE}, {a.Align, b.Align}, {a.VSD, b.VSD}, {a.GradNorm, b.GradNorm}} {
+			if math.Abs(d[0]-d[1]) > 1e-4*(1+math.Abs(d[0])) {
+				t.Fatalf("step %d: 1 worker %+v\n 3 workers %+v", i+1, a, b)
+			}
+		}
+		if a.Tokens != b.Tokens {
+			t.Fatalf("step %d: %d tokens with 1 worker, %d with 3", i+1, a.Tokens, b.Tokens)
 		}
 	}
 }
