@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"sync"
 	"time"
 
@@ -226,12 +227,15 @@ func (t *Trainer) pairGrads(c *compiled, p *Pair, ceScale, kdScale float64) ([]*
 
 // compiled holds a stage's executables.
 type compiled struct {
-	sg      *stepGraph
-	grad    map[[2]bool]*Exec
-	update  *Exec
-	add     *Exec
-	teacher bool
-	gradMu  sync.Mutex // guards grad: chunks of a step ask for their executable concurrently
+	sg   *stepGraph
+	grad map[[2]bool]*Exec
+	// The optimizer runs as concurrent groups of parameters (indices into sg.trainable), each
+	// with an executable for its gradients' sum of squares and one for its AdamW update.
+	groups        [][]int
+	sumSq, update []*Exec
+	add           *Exec
+	teacher       bool
+	gradMu        sync.Mutex // guards grad: chunks of a step ask for their executable concurrently
 }
 
 func (t *Trainer) newStepGraph(st Stage) (*compiled, error) {
@@ -248,16 +252,30 @@ func (t *Trainer) newStepGraph(st Stage) (*compiled, error) {
 	names := sg.trainable
 	n := len(names)
 	opt := t.Opt.Optimizer
-	c.update, err = NewExec(t.Student.Backend, func(in []*Node) []*Node {
-		p, g, m, v := in[:n], in[n:2*n], in[2*n:3*n], in[3*n:4*n]
-		lr, step := in[4*n], in[4*n+1]
-		np, nm, nv, norm := opt.Update(names, p, g, m, v, lr, step)
-		out := append(np, nm...)
-		out = append(out, nv...)
-		return append(out, norm)
-	})
-	if err != nil {
-		return nil, err
+	sizes := make([]int, n)
+	for i, name := range names {
+		sizes[i] = t.Student.Params.T[name].Shape().Size()
+	}
+	c.groups = balancedGroups(sizes, t.concurrent())
+	for _, grp := range c.groups {
+		gNames := make([]string, len(grp))
+		for j, i := range grp {
+			gNames[j] = names[i]
+		}
+		k := len(grp)
+		sumSq, err := NewExec(t.Student.Backend, func(g []*Node) *Node { return SumSquares(g) })
+		if err != nil {
+			return nil, err
+		}
+		update, err := NewExec(t.Student.Backend, func(in []*Node) []*Node {
+			p, g, m, v := in[:k], in[k:2*k], in[2*k:3*k], in[3*k:4*k]
+			np, nm, nv := opt.Apply(gNames, p, g, m, v, in[4*k], in[4*k+1], in[4*k+2])
+			return append(append(np, nm...), nv...)
+		})
+		if err != nil {
+			return nil, err
+		}
+		c.sumSq, c.update = append(c.sumSq, sumSq), append(c.update, update)
 	}
 	c.add, err = NewExec(t.Student.Backend, func(in []*Node) []*Node {
 		out := make([]*Node, n)
@@ -379,34 +397,10 @@ func (t *Trainer) trainStep(c *compiled, lr float64) (Metrics, error) {
 			}
 		}
 	}
-	// Optimizer update. Parameters, gradients and moments are donated: the backend may update
-	// them in place instead of holding old and new copies at once.
-	args := make([]any, 0, 4*n+2)
-	donate := func(x *tensors.Tensor) error {
-		d, err := DonateTensorBuffer(x, t.Student.Backend, 0)
-		if err == nil {
-			args = append(args, d)
-		}
-		return err
-	}
-	for _, group := range [][]*tensors.Tensor{t.named(t.Student.Params.T, c.sg.trainable), acc, t.named(t.m, c.sg.trainable), t.named(t.v, c.sg.trainable)} {
-		for _, x := range group {
-			if err := donate(x); err != nil {
-				return Metrics{}, err
-			}
-		}
-	}
-	args = append(args, tensors.FromScalar(float32(lr)), tensors.FromScalar(float32(t.step+1)))
-	out, err := c.update.Exec(args...)
+	norm, err := t.optimize(c, acc, lr)
 	if err != nil {
 		return Metrics{}, err
 	}
-	for i, name := range c.sg.trainable {
-		t.Student.Params.T[name] = out[i]
-		t.m[name] = out[n+i]
-		t.v[name] = out[2*n+i]
-	}
-	norm := float64(tensors.ToScalar[float32](out[3*n]))
 	o := c.sg.obj
 	m := Metrics{CE: sums.CE * ceScale, Align: sums.Align * kdScale, VSD: sums.VSD * kdScale, LR: lr, GradNorm: norm, Tokens: ceTok}
 	m.Total = o.WCE*m.CE + o.WAlign*m.Align + o.WVSD*m.VSD
@@ -415,13 +409,105 @@ func (t *Trainer) trainStep(c *compiled, lr float64) (Metrics, error) {
 	return m, nil
 }
 
-// named lists the tensors of m in the order of names.
-func (t *Trainer) named(m map[string]*tensors.Tensor, names []string) []*tensors.Tensor {
-	out := make([]*tensors.Tensor, len(names))
-	for i, n := range names {
-		out[i] = m[n]
+// optimize clips the accumulated gradients acc (in sg.trainable order) by their global norm
+// and applies AdamW, each parameter group in its own goroutine; it returns the norm before
+// clipping. Parameters, gradients and moments are donated: the backend may update them in
+// place instead of holding old and new copies at once.
+func (t *Trainer) optimize(c *compiled, acc []*tensors.Tensor, lr float64) (float64, error) {
+	names := c.sg.trainable
+	parallel := func(fn func(k int) error) error {
+		errs := make([]error, len(c.groups))
+		var wg sync.WaitGroup
+		for k := range c.groups {
+			wg.Add(1)
+			go func() { defer wg.Done(); errs[k] = fn(k) }()
+		}
+		wg.Wait()
+		return errors.Join(errs...)
 	}
-	return out
+	sums := make([]float64, len(c.groups))
+	err := parallel(func(k int) error {
+		in := make([]any, len(c.groups[k]))
+		for j, i := range c.groups[k] {
+			in[j] = acc[i]
+		}
+		out, err := c.sumSq[k].Exec(in...)
+		if err == nil {
+			sums[k] = tensors.ToScalar[float64](out[0])
+		}
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	var total float64
+	for _, s := range sums { // in group order: deterministic
+		total += s
+	}
+	norm := math.Sqrt(total)
+	scale := tensors.FromScalar(float32(t.Opt.Optimizer.ClipScale(norm)))
+	lrT, stepT := tensors.FromScalar(float32(lr)), tensors.FromScalar(float32(t.step+1))
+	outs := make([][]*tensors.Tensor, len(c.groups))
+	err = parallel(func(k int) error {
+		grp := c.groups[k]
+		args := make([]any, 0, 4*len(grp)+3)
+		for _, src := range []func(i int) *tensors.Tensor{
+			func(i int) *tensors.Tensor { return t.Student.Params.T[names[i]] },
+			func(i int) *tensors.Tensor { return acc[i] },
+			func(i int) *tensors.Tensor { return t.m[names[i]] },
+			func(i int) *tensors.Tensor { return t.v[names[i]] },
+		} {
+			for _, i := range grp {
+				d, err := DonateTensorBuffer(src(i), t.Student.Backend, 0)
+				if err != nil {
+					return err
+				}
+				args = append(args, d)
+			}
+		}
+		var err error
+		outs[k], err = c.update[k].Exec(append(args, lrT, stepT, scale)...)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	for k, grp := range c.groups {
+		for j, i := range grp {
+			t.Student.Params.T[names[i]] = outs[k][j]
+			t.m[names[i]] = outs[k][len(grp)+j]
+			t.v[names[i]] = outs[k][2*len(grp)+j]
+		}
+	}
+	return norm, nil
+}
+
+// balancedGroups splits indices 0..len(sizes)-1 into at most k non-empty groups of similar
+// total size (largest first onto the lightest group; ties to the lower group), each group's
+// indices ascending.
+func balancedGroups(sizes []int, k int) [][]int {
+	order := make([]int, len(sizes))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return sizes[order[a]] > sizes[order[b]] })
+	k = max(1, min(k, len(sizes)))
+	groups := make([][]int, k)
+	load := make([]int, k)
+	for _, i := range order {
+		best := 0
+		for g := 1; g < k; g++ {
+			if load[g] < load[best] {
+				best = g
+			}
+		}
+		groups[best] = append(groups[best], i)
+		load[best] += sizes[i]
+	}
+	for _, g := range groups {
+		sort.Ints(g)
+	}
+	return groups
 }
 
 func vec[T float32 | int32](v []T) *tensors.Tensor {
