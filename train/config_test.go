@@ -18,7 +18,7 @@ stages:
   - {name: connector, steps: 5, lr: 1.0e-3, train: [connector], objective: {w_align: 0, w_vsd: 0}}
   - {name: switchkd, steps: 7, lr: 2.0e-5, warmup_ratio: 0.1, train: [vision_tower, connector, llm]}
 `), 0o644)
-	cfg, err := LoadRunConfig(p, []string{"stages.1.lr=5e-5", "objective.vsd=jsd", "batch.micro=2"})
+	cfg, err := LoadRunConfig(p, []string{"stages.1.lr=5e-5", "objective.vsd=jsd", "batch.micro=2", "batch.concurrent=3"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +26,7 @@ stages:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(stages) != 2 || stages[1].LR != 5e-5 || stages[0].Steps != 5 || opt.MicroBatch != 2 || opt.GlobalBatch != 8 {
+	if len(stages) != 2 || stages[1].LR != 5e-5 || stages[0].Steps != 5 || opt.MicroBatch != 2 || opt.GlobalBatch != 8 || opt.Concurrent != 3 {
 		t.Fatalf("stages %+v, options %+v", stages, opt)
 	}
 	o0, o1 := stages[0].Objective, stages[1].Objective
@@ -41,6 +41,7 @@ stages:
 		{"student: s\nout: o\nobjective: {align: kl}\n", "unknown divergence"},
 		{"student: s\nout: o\nstages: [{name: x, steps: 3, lr: 1, train: [eyes]}]\n", "unknown module"},
 		{"student: s\nout: o\nbatch: {global: 3, micro: 2}\n", "multiple"},
+		{"student: s\nout: o\nbatch: {concurrent: -1}\n", "batch.concurrent"},
 	} {
 		os.WriteFile(p, []byte(bad.yaml), 0o644)
 		cfg, err := LoadRunConfig(p, nil)
