@@ -167,25 +167,21 @@ func TestLinearGradientHasNoIdentityTranspose(t *testing.T) {
 		t.Errorf("the weight gradient is still a Transpose node")
 	}
 	dx, dw := tensors.MustCopyFlatData[float64](res[0]), tensors.MustCopyFlatData[float64](res[1])
-	for i := 0; i < m; i++ {
-		for c := 0; c < k; c++ {
+	checkSums(t, "dx", dx, m, k, n, func(i, c, o int) float64 { return wOut[i*n+o] * w[o*k+c] })
+	checkSums(t, "dW", dw, n, k, m, func(o, c, i int) float64 { return wOut[i*n+o] * x[i*k+c] })
+}
+
+// checkSums checks got [rows, cols] against sum_j term(r, c, j), j < inner.
+func checkSums(t *testing.T, name string, got []float64, rows, cols, inner int, term func(r, c, j int) float64) {
+	t.Helper()
+	for r := 0; r < rows; r++ {
+		for c := 0; c < cols; c++ {
 			var want float64
-			for o := 0; o < n; o++ {
-				want += wOut[i*n+o] * w[o*k+c]
+			for j := 0; j < inner; j++ {
+				want += term(r, c, j)
 			}
-			if math.Abs(dx[i*k+c]-want) > 1e-12 {
-				t.Fatalf("dx[%d,%d] = %g, want %g", i, c, dx[i*k+c], want)
-			}
-		}
-	}
-	for o := 0; o < n; o++ {
-		for c := 0; c < k; c++ {
-			var want float64
-			for i := 0; i < m; i++ {
-				want += wOut[i*n+o] * x[i*k+c]
-			}
-			if math.Abs(dw[o*k+c]-want) > 1e-12 {
-				t.Fatalf("dW[%d,%d] = %g, want %g", o, c, dw[o*k+c], want)
+			if math.Abs(got[r*cols+c]-want) > 1e-12 {
+				t.Fatalf("%s[%d,%d] = %g, want %g", name, r, c, got[r*cols+c], want)
 			}
 		}
 	}
