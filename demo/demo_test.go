@@ -64,16 +64,24 @@ func TestDemoMethodObjectives(t *testing.T) {
 	}
 }
 
-// TestDemoModelsRoundTrip builds the presets on a small world, saves them in TinyLLaVA layout
-// and loads them back with vlm.Load; the student's vision tower is the teacher's.
-func TestDemoModelsRoundTrip(t *testing.T) {
-	dir := t.TempDir()
+// smallWorld generates a quick-preset world with train and test images (no validation split)
+// under dir/world.
+func smallWorld(t *testing.T, dir string, train, test int) (world.Config, *world.Manifest) {
+	t.Helper()
 	cfg := world.QuickConfig()
-	cfg.NumTrain, cfg.NumVal, cfg.NumTest = 40, 0, 4
+	cfg.NumTrain, cfg.NumVal, cfg.NumTest = train, 0, test
 	m, err := world.Generate(cfg, filepath.Join(dir, "world"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cfg, m
+}
+
+// TestDemoModelsRoundTrip builds the presets on a small world, saves them in TinyLLaVA layout
+// and loads them back with vlm.Load; the student's vision tower is the teacher's.
+func TestDemoModelsRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	cfg, m := smallWorld(t, dir, 40, 4)
 	assets := filepath.Join(dir, "assets")
 	tok, vocab, err := WriteAssets(assets, m, 512, cfg.ImageSize)
 	if err != nil {
@@ -98,7 +106,7 @@ func TestDemoModelsRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	student, err := NewModel(p.Student, vocab, eos, cfg.ImageSize, 2, teacher, assets, b)
+	student, err := NewModel(p.Student, vocab, eos, cfg.ImageSize, 2, VisionTower(teacher), assets, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,12 +152,7 @@ func TestDemoModelsRoundTrip(t *testing.T) {
 }
 
 func TestDemoConversations(t *testing.T) {
-	cfg := world.QuickConfig()
-	cfg.NumTrain, cfg.NumVal, cfg.NumTest = 6, 0, 1
-	m, err := world.Generate(cfg, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, m := smallWorld(t, t.TempDir(), 6, 1)
 	ws := append(append([]world.Sample(nil), m.Captions()...), m.Samples(world.SplitTrain)...)
 	cs := Conversations(ws, 1)
 	if len(cs) != cfg.NumTrain {
@@ -214,5 +217,97 @@ func TestDemoResultsTable(t *testing.T) {
 		if !strings.Contains(r.Table, s) {
 			t.Errorf("table lacks %q:\n%s", s, r.Table)
 		}
+	}
+}
+
+// TestDemoImagePath rules out a broken image path: the pixels of every packed training
+// conversation are its own scene's (the PNG the sample names, preprocessed, equals the scene
+// rendered in memory, as vision pre-training reads it), and they differ between images.
+func TestDemoImagePath(t *testing.T) {
+	dir := t.TempDir()
+	cfg, m := smallWorld(t, dir, 12, 1)
+	assets := filepath.Join(dir, "assets")
+	_, vocab, err := WriteAssets(assets, m, 512, cfg.ImageSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	model, err := NewModel(DefaultProfile().Student, vocab, 0, cfg.ImageSize, 1, nil, assets, engine.MustBackend(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := vlm.FromModel(model, assets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := append(append([]world.Sample(nil), m.Captions()...), m.Samples(world.SplitTrain)...)
+	convs := Conversations(ws, 1)
+	set, err := train.PrepareSamples(convs, filepath.Join(dir, "world"), v, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scenes := map[string]*world.Scene{}
+	for _, s := range m.Scenes() {
+		scenes[s.Image] = s
+	}
+	seen := map[float64]string{}
+	for i, s := range set {
+		if len(s.Student.Images) != 1 {
+			t.Fatalf("%s: %d images", convs[i].ID, len(s.Student.Images))
+		}
+		px := s.Student.Images[0]
+		want, err := data.Preprocess(world.RenderScene(scenes[convs[i].Image]), v.PP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := 0.0
+		for j := range px {
+			if px[j] != want[j] {
+				t.Fatalf("%s: pixel %d is %g, the rendered scene's %g", convs[i].ID, j, px[j], want[j])
+			}
+			sum += float64(px[j]) * float64(j%97)
+		}
+		if other, ok := seen[sum]; ok {
+			t.Errorf("%s and %s have the same pixels", convs[i].ID, other)
+		}
+		seen[sum] = convs[i].ID
+	}
+}
+
+func TestDemoCheckTeacher(t *testing.T) {
+	sc := func(avg float64) map[string]float64 { return map[string]float64{AverageKey: avg} }
+	// The template baseline is reported, not checked (fitted on the test questions).
+	r := &Results{Blind: sc(45), BlindQuestion: sc(28), TeacherShuffled: &ModelResult{Scores: sc(30)}}
+	for _, c := range []struct {
+		teacher float64
+		ok      bool
+	}{{29, false}, {30, false}, {34.9, false}, {35, true}, {60, true}} {
+		r.Teacher = &ModelResult{Scores: sc(c.teacher)}
+		if err := r.CheckTeacher(5); (err == nil) != c.ok {
+			t.Errorf("teacher %.1f%% vs 30%% with shuffled images, margin 5: %v", c.teacher, err)
+		}
+	}
+	r.BlindQuestion = sc(33)
+	r.Teacher = &ModelResult{Scores: sc(36)}
+	if r.CheckTeacher(5) == nil {
+		t.Error("a teacher 3 points above the per-question baseline passed a 5-point margin")
+	}
+	// A blind teacher answers the same with any image.
+	r = &Results{Blind: sc(30), BlindQuestion: sc(20), Teacher: &ModelResult{Scores: sc(31)}, TeacherShuffled: &ModelResult{Scores: sc(31)}}
+	if r.CheckTeacher(5) == nil {
+		t.Error("a teacher that scores the same with shuffled images passed")
+	}
+}
+
+func TestDemoShuffledImages(t *testing.T) {
+	ss := []world.Sample{{ID: "a0", Image: "a"}, {ID: "b0", Image: "b"}, {ID: "a1", Image: "a"}, {ID: "c0", Image: "c"}}
+	got := ShuffledImages(ss)
+	want := []string{"b", "c", "b", "a"}
+	for i := range got {
+		if got[i].Image != want[i] || got[i].ID != ss[i].ID {
+			t.Errorf("sample %d: %s with %s, want %s with %s", i, got[i].ID, got[i].Image, ss[i].ID, want[i])
+		}
+	}
+	if ss[0].Image != "a" {
+		t.Error("ShuffledImages changed its input")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -40,8 +41,13 @@ type ModelSpec struct {
 
 // String is a one-line description ("teacher: ViT 96x4 (patch 8) -> mlp2x_gelu -> Qwen2 160x4 ...").
 func (s ModelSpec) String() string {
-	return fmt.Sprintf("ViT h%d x%d layers (patch %d) -> mlp2x_gelu -> Qwen2 h%d x%d layers, %d heads / %d kv heads, mlp %d",
-		s.Vision.Hidden, s.Vision.Layers, s.Vision.Patch, s.LLM.Hidden, s.LLM.Layers, s.LLM.Heads, s.LLM.KVHeads, s.LLM.Intermediate)
+	return fmt.Sprintf("%s -> mlp2x_gelu -> Qwen2 h%d x%d layers, %d heads / %d kv heads, mlp %d",
+		s.VisionString(), s.LLM.Hidden, s.LLM.Layers, s.LLM.Heads, s.LLM.KVHeads, s.LLM.Intermediate)
+}
+
+// VisionString describes the vision tower ("ViT h64 x4 layers (patch 8)").
+func (s ModelSpec) VisionString() string {
+	return fmt.Sprintf("ViT h%d x%d layers (patch %d)", s.Vision.Hidden, s.Vision.Layers, s.Vision.Patch)
 }
 
 // maxLen is the demo models' tokenizer_model_max_length: far above the world's longest sample
@@ -167,29 +173,28 @@ func WriteAssets(dir string, m *world.Manifest, vocabSize, imageSize int) (*toke
 }
 
 // NewModel builds a randomly initialised model of spec, each part initialised as its own code
-// does from scratch (see reinit). When vision is not nil its vision-tower tensors are copied into the
-// new model (the student starts from the teacher's trained tower, as in the paper). Dir is set to
-// assetsDir so a saved model carries the tokenizer and preprocessor files.
-func NewModel(spec ModelSpec, vocab, eos, imageSize int, seed uint64, vision *tinyllava.Model, assetsDir string, b compute.Backend) (*tinyllava.Model, error) {
+// does from scratch (see reinit). When tower is not nil its tensors (a vision tower by name, see
+// VisionTower) replace the new model's: teacher and students start from the same pre-trained
+// tower, as in the paper. Dir is set to assetsDir so a saved model carries the tokenizer and
+// preprocessor files.
+func NewModel(spec ModelSpec, vocab, eos, imageSize int, seed uint64, tower map[string]*tensors.Tensor, assetsDir string, b compute.Backend) (*tinyllava.Model, error) {
 	cfg, err := spec.Config(vocab, eos, imageSize)
 	if err != nil {
 		return nil, fmt.Errorf("demo: %s config: %w", spec.Name, err)
 	}
 	p := tinyllava.RandomParams(cfg, 0.02, seed)
 	reinit(p, seed)
-	if vision != nil {
-		for n, x := range vision.Params.T {
-			if !strings.HasPrefix(n, tinyllava.VisionPrefix) {
-				continue
-			}
-			if _, ok := p[n]; !ok {
-				continue
-			}
-			if !equalDims(p[n].Shape().Dimensions, x.Shape().Dimensions) {
-				return nil, fmt.Errorf("demo: %s: vision tensor %s has shape %v, the source tower's is %v", spec.Name, n, p[n].Shape().Dimensions, x.Shape().Dimensions)
-			}
-			p[n] = tensors.FromFlatDataAndDimensions(tensors.MustCopyFlatData[float32](x), x.Shape().Dimensions...)
+	for n, x := range tower {
+		if !strings.HasPrefix(n, tinyllava.VisionPrefix) {
+			return nil, fmt.Errorf("demo: %s: tensor %s is not a vision tower's", spec.Name, n)
 		}
+		if _, ok := p[n]; !ok {
+			continue
+		}
+		if !slices.Equal(p[n].Shape().Dimensions, x.Shape().Dimensions) {
+			return nil, fmt.Errorf("demo: %s: vision tensor %s has shape %v, the source tower's is %v", spec.Name, n, p[n].Shape().Dimensions, x.Shape().Dimensions)
+		}
+		p[n] = tensors.FromFlatDataAndDimensions(tensors.MustCopyFlatData[float32](x), x.Shape().Dimensions...)
 	}
 	m, err := tinyllava.New(cfg, p, b)
 	if err != nil {
@@ -199,16 +204,16 @@ func NewModel(spec ModelSpec, vocab, eos, imageSize int, seed uint64, vision *ti
 	return m, nil
 }
 
-func equalDims(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
+// VisionTower returns host copies of m's vision-tower tensors, by name: a snapshot that later
+// training of m leaves alone.
+func VisionTower(m *tinyllava.Model) map[string]*tensors.Tensor {
+	out := map[string]*tensors.Tensor{}
+	for n, x := range m.Params.T {
+		if strings.HasPrefix(n, tinyllava.VisionPrefix) {
+			out[n] = tensors.FromFlatDataAndDimensions(tensors.MustCopyFlatData[float32](x), x.Shape().Dimensions...)
 		}
 	}
-	return true
+	return out
 }
 
 // ParamCount is the number of parameters the model uses (tied embeddings counted once).

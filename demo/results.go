@@ -60,10 +60,13 @@ type Results struct {
 	StudentParams int                `json:"student_params"`
 	Blind         map[string]float64 `json:"blind_baseline"`          // the majority answer per template, on the test questions
 	BlindQuestion map[string]float64 `json:"blind_question_baseline"` // the majority answer per question text on train
+	Pretrain      *PretrainResult    `json:"pretrain,omitempty"`
 	Teacher       *ModelResult       `json:"teacher"`
-	Students      []*ModelResult     `json:"students"`
-	Rows          []Row              `json:"rows"`
-	Table         string             `json:"table"`
+	// TeacherShuffled is the teacher on the same questions, each asked about another test image.
+	TeacherShuffled *ModelResult   `json:"teacher_shuffled_images,omitempty"`
+	Students        []*ModelResult `json:"students"`
+	Rows            []Row          `json:"rows"`
+	Table           string         `json:"table"`
 }
 
 // finish aggregates the students per method and renders the table.
@@ -154,6 +157,9 @@ func (r *Results) markdown() string {
 		b.WriteString(" " + gap + " |\n")
 	}
 	line("Blind (majority per template)", r.Blind, nil, 1, "")
+	if r.TeacherShuffled != nil {
+		line("Teacher, shuffled images", r.TeacherShuffled.Scores, nil, 1, "")
+	}
 	for _, row := range r.Rows {
 		gap := ""
 		if row.GapClosed != nil {
@@ -169,9 +175,35 @@ func (r *Results) markdown() string {
 	if n := r.seeds(); n > 1 {
 		fmt.Fprintf(&b, "; students: mean ± std over %d seeds", n)
 	}
-	fmt.Fprintf(&b, ". Teacher %.2fM parameters, students %.2fM (same vision tower, started from the teacher's). "+
-		"Gap closed = (method - SFT) / (teacher - SFT) on the average.\n", float64(r.TeacherParams)/1e6, float64(r.StudentParams)/1e6)
+	tower := "the same vision tower shape, each student's a copy of the teacher's initial (untrained) tower"
+	if r.Pretrain != nil {
+		tower = "teacher and students start from the same pre-trained vision tower"
+	}
+	fmt.Fprintf(&b, ". Teacher %.2fM parameters, students %.2fM (%s). "+
+		"Gap closed = (method - SFT) / (teacher - SFT) on the average.\n", float64(r.TeacherParams)/1e6, float64(r.StudentParams)/1e6, tower)
 	return b.String()
+}
+
+// CheckTeacher reports a teacher that did not learn to use the image: one whose average is not
+// at least margin points above both its own average with shuffled images (each question asked
+// about another test image) and the text-only baseline fitted on the training questions (the
+// majority answer per question text). The majority per template is fitted on the test questions
+// themselves, an optimistic bound for a text-only model that a small test set inflates, so it is
+// reported, not checked.
+func (r *Results) CheckTeacher(margin float64) error {
+	if r.Teacher == nil {
+		return fmt.Errorf("demo: no teacher result")
+	}
+	t := r.Teacher.Scores[AverageKey]
+	if r.TeacherShuffled != nil {
+		if x := r.TeacherShuffled.Scores[AverageKey]; t < x+margin {
+			return fmt.Errorf("the teacher's average %.1f%% is not %g points above its %.1f%% with shuffled images: it does not use the image", t, margin, x)
+		}
+	}
+	if x := r.BlindQuestion[AverageKey]; t < x+margin {
+		return fmt.Errorf("the teacher's average %.1f%% is not %g points above the text-only baseline %.1f%% (majority answer per question): it did not learn to use the image", t, margin, x)
+	}
+	return nil
 }
 
 func (r *Results) seeds() int {

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -13,6 +12,14 @@ import (
 	"github.com/switchkd/switchkd/demo"
 	"github.com/switchkd/switchkd/world"
 )
+
+// quickTeacherMargin is the points by which the quick profile's teacher must beat its own
+// average with shuffled images and the text-only baseline fitted on the training questions
+// (demo.Results.CheckTeacher). The quick pipeline is deterministic; on this project's machine
+// its teacher scores 34.2% against 28.3% with shuffled images and 29.2% text-only (+5.9, +5.0),
+// while a blind teacher scores the same with any image (+0; e.g. 30.8% and 30.8% with a
+// too-short teacher).
+const quickTeacherMargin = 3
 
 // TestDemoQuickEndToEnd runs `switchkd demo --quick` (a few minutes on 2 cores) and checks what
 // it leaves behind: results.json with a row per model and a score per question type, the table on
@@ -60,22 +67,12 @@ func TestDemoQuickEndToEnd(t *testing.T) {
 	if len(res.Students) != len(methods) || res.World.Evaluated == 0 {
 		t.Errorf("%d student results, %d questions evaluated", len(res.Students), res.World.Evaluated)
 	}
-	// The teacher learned: it beats both text-only baselines on average.
-	// KNOWN ISSUE: with the CPU budgets of the profiles (60 teacher steps here, 400 in the
-	// default profile) the from-scratch teacher learns the answer format and the text priors but
-	// not yet to use the image, and lands at the blind baselines. Until a profile gets a teacher
-	// past that plateau this is logged, not failed; set SWITCHKD_DEMO_STRICT=1 to fail on it.
-	tAvg := res.Teacher.Scores[demo.AverageKey]
-	for name, b := range map[string]map[string]float64{"blind": res.Blind, "blind per question": res.BlindQuestion} {
-		if tAvg <= b[demo.AverageKey] {
-			msg := fmt.Sprintf("teacher average %.1f%% does not beat the %s baseline %.1f%%", tAvg, name, b[demo.AverageKey])
-			if os.Getenv("SWITCHKD_DEMO_STRICT") != "" {
-				t.Error(msg)
-			} else {
-				t.Log("KNOWN ISSUE: " + msg)
-			}
-		}
+	// The teacher learned to use the image: it answers better about the right image than about
+	// another one, and better than the text-only baseline.
+	if err := res.CheckTeacher(quickTeacherMargin); err != nil {
+		t.Error(err)
 	}
+	tAvg := res.Teacher.Scores[demo.AverageKey]
 	// It did learn the answer format: most answers are in the world's answer vocabulary.
 	if tAvg < 15 {
 		t.Errorf("teacher average %.1f%%: it did not even learn the answer format", tAvg)
