@@ -130,6 +130,9 @@ func (t *Trainer) Run() error {
 		if t.m == nil {
 			t.resetOptimizer(st)
 		}
+		if err := t.onBackend(); err != nil {
+			return err
+		}
 		g, err := t.newStepGraph(st)
 		if err != nil {
 			return err
@@ -199,6 +202,27 @@ func (t *Trainer) resetOptimizer(st Stage) {
 		t.m[n] = tensors.FromShape(shape)
 		t.v[n] = tensors.FromShape(shape)
 	}
+}
+
+// onBackend moves every parameter and optimizer moment that is still a host tensor (restored
+// from a checkpoint, set by a caller) to the backend, once. Concurrent executions share these
+// tensors, and two executions transferring the same host tensor at once race.
+func (t *Trainer) onBackend() error {
+	maps := []map[string]*tensors.Tensor{t.Student.Params.T, t.m, t.v}
+	if t.Teacher != nil {
+		maps = append(maps, t.Teacher.Params.T)
+	}
+	for _, m := range maps {
+		for n, x := range m {
+			if x.IsOnDevice(0) {
+				continue
+			}
+			if err := x.ToDevice(t.Student.Backend, 0); err != nil {
+				return fmt.Errorf("moving %s to the backend: %w", n, err)
+			}
+		}
+	}
+	return nil
 }
 
 // pairGrads runs the gradient graph on one chunk: the gradients of the trainable parameters,
@@ -445,8 +469,7 @@ func (t *Trainer) optimize(c *compiled, acc []*tensors.Tensor, lr float64) (floa
 		total += s
 	}
 	norm := math.Sqrt(total)
-	scale := tensors.FromScalar(float32(t.Opt.Optimizer.ClipScale(norm)))
-	lrT, stepT := tensors.FromScalar(float32(lr)), tensors.FromScalar(float32(t.step+1))
+	scale := float32(t.Opt.Optimizer.ClipScale(norm))
 	outs := make([][]*tensors.Tensor, len(c.groups))
 	err = parallel(func(k int) error {
 		grp := c.groups[k]
@@ -465,8 +488,11 @@ func (t *Trainer) optimize(c *compiled, acc []*tensors.Tensor, lr float64) (floa
 				args = append(args, d)
 			}
 		}
+		// Scalars are made per group: a host tensor shared by concurrent executions is
+		// transferred to the backend by both at once, which races.
 		var err error
-		outs[k], err = c.update[k].Exec(append(args, lrT, stepT, scale)...)
+		outs[k], err = c.update[k].Exec(append(args, tensors.FromScalar(float32(lr)),
+			tensors.FromScalar(float32(t.step+1)), tensors.FromScalar(scale))...)
 		return err
 	})
 	if err != nil {
