@@ -26,6 +26,7 @@ import (
 	"github.com/switchkd/switchkd/engine"
 	"github.com/switchkd/switchkd/eval"
 	"github.com/switchkd/switchkd/models/tinyllava"
+	progressline "github.com/switchkd/switchkd/progress"
 	"github.com/switchkd/switchkd/train"
 	"github.com/switchkd/switchkd/vlm"
 	"github.com/switchkd/switchkd/world"
@@ -538,10 +539,11 @@ func (r *runner) evaluateOn(name, answers string, v *vlm.VLM, test []world.Sampl
 	began := time.Now()
 	var prog func(done, total int)
 	if progress != nil {
+		line := progressline.New(progress)
 		prog = func(done, total int) {
-			fmt.Fprintf(progress, "\r  evaluating %s: %d/%d   ", name, done, total)
+			line.Set("  evaluating %s: %d/%d", name, done, total)
 			if done == total {
-				fmt.Fprintln(progress)
+				line.Done()
 			}
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/switchkd/switchkd/data"
 	"github.com/switchkd/switchkd/models/layers"
 	"github.com/switchkd/switchkd/models/tinyllava"
+	progressline "github.com/switchkd/switchkd/progress"
 	"github.com/switchkd/switchkd/train"
 	"github.com/switchkd/switchkd/world"
 )
@@ -400,6 +401,7 @@ func PretrainVision(m *tinyllava.Model, pp data.PreprocessConfig, scenes, heldOu
 	var order []int
 	epoch, next := 0, 0
 	var tail []float64
+	line := progressline.New(progress)
 	for step := 0; step < rc.Steps; step++ {
 		var bs []*world.Scene
 		for len(bs) < rc.Batch {
@@ -420,13 +422,9 @@ func PretrainVision(m *tinyllava.Model, pp data.PreprocessConfig, scenes, heldOu
 		if step >= rc.Steps-max(1, rc.Steps/10) {
 			tail = append(tail, loss)
 		}
-		if progress != nil {
-			fmt.Fprintf(progress, "\r  vision pre-training step %d/%d | loss %.4f   ", step+1, rc.Steps, loss)
-		}
+		line.Set("  vision pre-training step %d/%d | loss %.4f", step+1, rc.Steps, loss)
 	}
-	if progress != nil {
-		fmt.Fprintln(progress)
-	}
+	line.Done()
 	for _, x := range tail {
 		res.LastLoss += x / float64(len(tail))
 	}

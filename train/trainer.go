@@ -18,6 +18,7 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/switchkd/switchkd/models/tinyllava"
+	"github.com/switchkd/switchkd/progress"
 )
 
 // Stage is one phase of training (TinyLLaVA's stage 1 trains the connector with CE; stage 2
@@ -89,6 +90,7 @@ type Trainer struct {
 	stage, step int // current stage and optimizer steps done in it
 	globalStep  int
 	m, v        map[string]*tensors.Tensor
+	line        *progress.Line
 	metrics     *os.File
 	start       time.Time
 	tokensSeen  int
@@ -125,6 +127,7 @@ func (t *Trainer) Run() error {
 	}
 	defer t.metrics.Close()
 	t.start = time.Now()
+	t.line = progress.New(t.Opt.Progress)
 	for ; t.stage < len(t.Stages); t.stage, t.step = t.stage+1, 0 {
 		st := t.Stages[t.stage]
 		if t.m == nil {
@@ -161,9 +164,7 @@ func (t *Trainer) Run() error {
 		}
 		t.m, t.v = nil, nil // a new stage starts with a fresh optimizer
 	}
-	if t.Opt.Progress != nil {
-		fmt.Fprintln(t.Opt.Progress)
-	}
+	t.line.Done()
 	return t.Student.Save(filepath.Join(t.Opt.Out, "student"), "F32", t.Student.Dir)
 }
 
@@ -549,31 +550,15 @@ func (t *Trainer) log(m Metrics, st Stage) error {
 	if _, err := t.metrics.Write(append(b, '\n')); err != nil {
 		return err
 	}
-	if t.Opt.Progress != nil {
-		total := 0
-		for _, s := range t.Stages {
-			total += s.Steps
-		}
-		elapsed := time.Since(t.start)
-		done := t.globalStep - t.resumedAt
-		eta := time.Duration(0)
-		if done > 0 {
-			eta = time.Duration(float64(elapsed) / float64(done) * float64(total-t.globalStep))
-		}
-		fmt.Fprintf(t.Opt.Progress, "\r%s %s step %d/%d | total %.4f ce %.4f align %.4f vsd %.4f | lr %.2e | %.0f tok/s | ETA %s   ",
-			bar(t.globalStep, total), st.Name, t.step, st.Steps, m.Total, m.CE, m.Align, m.VSD, m.LR, m.TokPerSec, eta.Round(time.Second))
+	total := 0
+	for _, s := range t.Stages {
+		total += s.Steps
 	}
+	// The ETA counts the steps run by this process (a resumed run starts its clock anew).
+	eta := progress.ETA(t.start, t.globalStep-t.resumedAt, total-t.resumedAt)
+	t.line.Set("%s %s step %d/%d | total %.4f ce %.4f align %.4f vsd %.4f | lr %.2e | %.0f tok/s | ETA %s",
+		progress.Bar(t.globalStep, total, 20), st.Name, t.step, st.Steps, m.Total, m.CE, m.Align, m.VSD, m.LR, m.TokPerSec, eta)
 	return nil
-}
-
-func bar(done, total int) string {
-	const w = 20
-	n := w * done / max(1, total)
-	s := []rune("[" + fmt.Sprintf("%*s", w, "") + "]")
-	for i := 0; i < n; i++ {
-		s[1+i] = '='
-	}
-	return string(s)
 }
 
 // Shuffle returns the seeded permutation of n items for an epoch.
