@@ -105,20 +105,17 @@ func ApplyRotary(x, cos, sin *Node) *Node {
 // it once per forward pass and share it across layers.
 func MaskBias(mask *Node) *Node {
 	d := mask.Shape().Dimensions
-	m := Reshape(mask, d[0], 1, d[1], d[3])
-	return MulScalar(ConvertDType(LogicalNot(m), dtypes.Float32), MaskedScore)
+	return boolBias(Reshape(mask, d[0], 1, d[1], d[3]))
 }
 
 // CausalBias is the additive causal bias [1, 1, L, L]: position i attends to j <= i.
 func CausalBias(g *Graph, l int) *Node {
-	bias := make([][]float32, l)
-	for i := range bias {
-		bias[i] = make([]float32, l)
-		for j := i + 1; j < l; j++ {
-			bias[i][j] = MaskedScore
-		}
-	}
-	return Reshape(Const(g, bias), 1, 1, l, l)
+	return boolBias(Reshape(LowerTriangular(g, l), 1, 1, l, l))
+}
+
+// boolBias maps allowed (true) to 0 and masked to MaskedScore, as float32.
+func boolBias(allowed *Node) *Node {
+	return MulScalar(ConvertDType(LogicalNot(allowed), dtypes.Float32), MaskedScore)
 }
 
 // MaskedScore is the additive bias of a masked attention score. It is finite, so a row with
