@@ -1,7 +1,6 @@
 package demo
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -9,7 +8,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gomlx/compute/dtypes"
@@ -450,33 +448,22 @@ func (p *pretrainer) trainStep(scenes []*world.Scene, shards int, mom, vel []*te
 	for i, name := range p.names {
 		params[i] = p.params[name]
 	}
-	shards = min(shards, len(scenes))
-	grads := make([][]*tensors.Tensor, shards)
-	losses := make([]float64, shards)
-	errs := make([]error, shards)
-	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
-	var wg sync.WaitGroup
-	for k := range shards {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			bt, err := p.batch(scenes[k*len(scenes)/shards : (k+1)*len(scenes)/shards])
-			if err != nil {
-				errs[k] = err
-				return
-			}
-			out, err := p.grad.Exec(append(slices.Clone(params), bt.args()...)...)
-			if err != nil {
-				errs[k] = err
-				return
-			}
-			grads[k], losses[k] = out[:n], float64(tensors.ToScalar[float32](out[n]))
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	parts := train.Chunks(len(scenes), shards)
+	grads := make([][]*tensors.Tensor, len(parts))
+	losses := make([]float64, len(parts))
+	err := train.Parallel(len(parts), runtime.GOMAXPROCS(0), func(k int) error {
+		bt, err := p.batch(scenes[parts[k][0]:parts[k][1]])
+		if err != nil {
+			return err
+		}
+		out, err := p.grad.Exec(append(slices.Clone(params), bt.args()...)...)
+		if err != nil {
+			return err
+		}
+		grads[k], losses[k] = out[:n], float64(tensors.ToScalar[float32](out[n]))
+		return nil
+	})
+	if err != nil {
 		return 0, err
 	}
 	args := slices.Clone(params)
@@ -499,7 +486,7 @@ func (p *pretrainer) trainStep(scenes []*world.Scene, shards int, mom, vel []*te
 	copy(vel, out[2*n:3*n])
 	loss := 0.0
 	for _, l := range losses {
-		loss += l / float64(shards)
+		loss += l / float64(len(losses))
 	}
 	return loss, nil
 }

@@ -337,16 +337,6 @@ func (t *Trainer) concurrent() int {
 	return runtime.GOMAXPROCS(0)
 }
 
-// chunks splits n samples into min(w, n) contiguous chunks of near-equal size.
-func chunks(n, w int) [][2]int {
-	w = max(1, min(w, n))
-	var out [][2]int
-	for i := 0; i < w; i++ {
-		out = append(out, [2]int{i * n / w, (i + 1) * n / w})
-	}
-	return out
-}
-
 func (t *Trainer) trainStep(c *compiled, lr float64) (Metrics, error) {
 	began := time.Now()
 	var pairs []*Pair
@@ -364,7 +354,7 @@ func (t *Trainer) trainStep(c *compiled, lr float64) (Metrics, error) {
 			}
 			sIn, tIn = append(sIn, s.Student), append(tIn, s.Teacher)
 		}
-		for _, ch := range chunks(len(sIn), t.concurrent()) {
+		for _, ch := range Chunks(len(sIn), t.concurrent()) {
 			p, err := NewPair(t.Student.Config, tc, sIn[ch[0]:ch[1]], tIn[ch[0]:ch[1]], t.Opt.SeqBucket, t.Opt.PosBucket)
 			if err != nil {
 				return Metrics{}, err
@@ -383,17 +373,11 @@ func (t *Trainer) trainStep(c *compiled, lr float64) (Metrics, error) {
 	for lo := 0; lo < len(pairs); lo += t.concurrent() {
 		group := pairs[lo:min(len(pairs), lo+t.concurrent())]
 		outs := make([][]*tensors.Tensor, len(group))
-		errs := make([]error, len(group))
-		var wg sync.WaitGroup
-		for k, p := range group {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				outs[k], errs[k] = t.pairGrads(c, p, ceScale, kdScale)
-			}()
-		}
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
+		err := Parallel(len(group), 0, func(k int) (err error) {
+			outs[k], err = t.pairGrads(c, group[k], ceScale, kdScale)
+			return err
+		})
+		if err != nil {
 			return Metrics{}, err
 		}
 		for _, out := range outs {
@@ -440,16 +424,7 @@ func (t *Trainer) trainStep(c *compiled, lr float64) (Metrics, error) {
 // place instead of holding old and new copies at once.
 func (t *Trainer) optimize(c *compiled, acc []*tensors.Tensor, lr float64) (float64, error) {
 	names := c.sg.trainable
-	parallel := func(fn func(k int) error) error {
-		errs := make([]error, len(c.groups))
-		var wg sync.WaitGroup
-		for k := range c.groups {
-			wg.Add(1)
-			go func() { defer wg.Done(); errs[k] = fn(k) }()
-		}
-		wg.Wait()
-		return errors.Join(errs...)
-	}
+	parallel := func(fn func(k int) error) error { return Parallel(len(c.groups), 0, fn) }
 	sums := make([]float64, len(c.groups))
 	err := parallel(func(k int) error {
 		in := make([]any, len(c.groups[k]))
