@@ -68,28 +68,18 @@ type BatchNodes struct {
 
 // Hidden runs vision tower, connector and LLM over a batch: final hidden states [B, L, hidden].
 func (c *Config) Hidden(w layers.Weights, b BatchNodes) *Node {
-	return c.HiddenFrom(w, w, b)
-}
-
-// HiddenFrom is Hidden with the vision tower's weights taken from another model (vision) and
-// connector + LLM from this one (lang): the visual-switch path when vision is the student's.
-// vision must produce features of the width this model's connector expects.
-func (c *Config) HiddenFrom(vision, lang layers.Weights, b BatchNodes) *Node {
-	return c.HiddenFromArch(c, vision, lang, b)
-}
-
-// HiddenFromArch is HiddenFrom where the vision tower's architecture vc may differ from c's.
-func (c *Config) HiddenFromArch(vc *Config, vision, lang layers.Weights, b BatchNodes) *Node {
 	var features *Node
 	if b.Pixels != nil {
-		features = vc.VisionFeatures(vision, b.Pixels)
+		features = c.VisionFeatures(w, b.Pixels)
 	}
-	return c.HiddenFromFeatures(lang, features, b)
+	return c.HiddenFromFeatures(w, features, b)
 }
 
 // HiddenFromFeatures runs this model's connector and LLM over a batch whose vision features
-// [N, F, vision hidden] were computed already (nil when the batch has no image), so one tower
-// pass can feed several language models (the student and the visual switch).
+// [N, F, vision hidden] were computed already, possibly by another model's tower (nil when the
+// batch has no image): one student tower pass feeds the student and, through the teacher's
+// connector and LLM, the visual switch. The features must have the width this model's
+// connector expects.
 func (c *Config) HiddenFromFeatures(lang layers.Weights, features *Node, b BatchNodes) *Node {
 	var imgEmb *Node
 	if features != nil {
