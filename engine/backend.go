@@ -7,6 +7,7 @@ package engine
 import (
 	"fmt"
 	"os"
+	"reflect"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -15,12 +16,10 @@ import (
 	_ "github.com/gomlx/compute/gobackend" // registers the "go" backend
 )
 
-// DefaultBackend is the backend configuration used when none is given.
-//
-// ops_sequential: the go backend's parallel op executor was seen to deadlock on transformer
-// forward+backward graphs; sequential op execution (with parallel matmul kernels inside each op)
-// never did. See docs/BENCHMARKS.md.
-const DefaultBackend = "go:ops_sequential"
+// DefaultBackend is the backend configuration used when none is given: the pure-Go backend,
+// which runs independent ops of a graph concurrently when it is the only execution in flight
+// (and one after another when several are), with an unbounded worker pool (see Backend).
+const DefaultBackend = "go"
 
 var (
 	mu       sync.Mutex
@@ -29,11 +28,16 @@ var (
 
 // Backend returns a (cached) backend for the given configuration: "go", "go:<options>",
 // "xla", "xla:cuda", ... An empty name means DefaultBackend.
+//
+// The go backend is started with an unbounded worker pool unless its options say
+// "parallelism=N". Its default pool is bounded (2 x GOMAXPROCS) and shared by the op executor
+// and the kernels inside ops: when every slot held an op (a matmul) waiting for a slot for its
+// own kernel workers, execution deadlocked ("all goroutines are asleep", or a silent hang:
+// `bench-step --preset small --backend go:ops_parallel` hung 3 runs of 3). Unbounded, a task
+// never waits for a slot, so the executor cannot starve its ops' kernels; the Go scheduler
+// multiplexes the goroutines on GOMAXPROCS threads (TestParallelExecutorRepeated).
 func Backend(name string) (compute.Backend, error) {
 	if name == "" {
-		name = DefaultBackend
-	}
-	if name == "go" {
 		name = DefaultBackend
 	}
 	mu.Lock()
@@ -41,7 +45,7 @@ func Backend(name string) (compute.Backend, error) {
 	if b, ok := backends[name]; ok {
 		return b, nil
 	}
-	backendName, _, _ := strings.Cut(name, ":")
+	backendName, opts, _ := strings.Cut(name, ":")
 	known := compute.List()
 	found := false
 	for _, k := range known {
@@ -57,8 +61,55 @@ func Backend(name string) (compute.Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting backend %q: %w", name, err)
 	}
+	if backendName == "go" && !strings.Contains(opts, "parallelism=") {
+		if err := setGoParallelism(b, -1); err != nil {
+			return nil, fmt.Errorf("starting backend %q: %w", name, err)
+		}
+	}
 	backends[name] = b
 	return b, nil
+}
+
+// setGoParallelism sets the go backend's worker-pool bound (-1: unbounded). The backend's
+// "parallelism=N" option does the same but prints a line on stdout, which would corrupt the
+// JSON lines switchkd's commands print there; the pool is reached through its exported field
+// and method instead (GoMLX compute v0.1.3's Backend.Workers.SetMaxParallelism).
+func setGoParallelism(b compute.Backend, n int) error {
+	v := reflect.ValueOf(b)
+	if v.Kind() == reflect.Pointer {
+		v = v.Elem()
+	}
+	if v.Kind() == reflect.Struct {
+		if w := v.FieldByName("Workers"); w.IsValid() && w.CanInterface() {
+			if set := w.MethodByName("SetMaxParallelism"); set.IsValid() {
+				set.Call([]reflect.Value{reflect.ValueOf(n)})
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("the go backend (%T) has no Workers.SetMaxParallelism: the GoMLX compute version changed; "+
+		"pass --backend go:ops_sequential", b)
+}
+
+// GoParallelism reports the go backend's worker-pool bound (-1: unbounded), and false for
+// other backends.
+func GoParallelism(b compute.Backend) (int, bool) {
+	v := reflect.ValueOf(b)
+	if v.Kind() == reflect.Pointer {
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct {
+		return 0, false
+	}
+	w := v.FieldByName("Workers")
+	if !w.IsValid() || !w.CanInterface() {
+		return 0, false
+	}
+	m := w.MethodByName("MaxParallelism")
+	if !m.IsValid() {
+		return 0, false
+	}
+	return int(m.Call(nil)[0].Int()), true
 }
 
 // MustBackend is Backend for tests and tools: it panics on error.

@@ -12,9 +12,10 @@ import (
 )
 
 // The go backend's parallel op executor was seen to deadlock ("all goroutines are asleep") on
-// transformer forward+backward loops; engine.DefaultBackend uses sequential op execution. This
-// runs a full TinyLLaVA forward+backward many times on the default backend. Set
-// SWITCHKD_STRESS_BACKEND=go:ops_parallel to try another setting.
+// transformer forward+backward loops with its default bounded worker pool; engine.Backend
+// starts it unbounded (see also cmd/switchkd's TestParallelExecutorRepeated). This runs a full
+// TinyLLaVA forward+backward many times on the default backend. Set
+// SWITCHKD_STRESS_BACKEND (e.g. go:ops_sequential) to try another setting.
 func TestForwardBackwardRepeated(t *testing.T) {
 	backend := os.Getenv("SWITCHKD_STRESS_BACKEND")
 	reps := 40
