@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 
@@ -74,6 +75,10 @@ type Options struct {
 	// StopAfter ends Run with ErrStopped after this many global steps (0: never): a clean
 	// stand-in for a killed process, used to test resuming.
 	StopAfter int
+	// GraphOptimizer runs AdamW as backend graphs even where the backend's buffers are host
+	// memory (the go backend), where it otherwise runs as one fused in-place pass per
+	// parameter on every core. Other backends (XLA) always use the graphs.
+	GraphOptimizer bool
 }
 
 // ErrStopped is returned by Run when Options.StopAfter ends it early.
@@ -95,6 +100,7 @@ type Trainer struct {
 	start       time.Time
 	tokensSeen  int
 	resumedAt   int
+	host        *hostAdamW // nil: AdamW runs as graphs
 }
 
 // Metrics is one line of metrics.jsonl.
@@ -128,6 +134,9 @@ func (t *Trainer) Run() error {
 	defer t.metrics.Close()
 	t.start = time.Now()
 	t.line = progress.New(t.Opt.Progress)
+	if hostOptimizer(t.Student.Backend, t.Opt) && t.host == nil {
+		t.host = &hostAdamW{backend: t.Student.Backend, owned: map[*tensors.Tensor]bool{}}
+	}
 	for ; t.stage < len(t.Stages); t.stage, t.step = t.stage+1, 0 {
 		st := t.Stages[t.stage]
 		if t.m == nil {
@@ -200,9 +209,20 @@ func (t *Trainer) resetOptimizer(st Stage) {
 	}
 	for _, n := range trainableNames(t.Student, mods) {
 		shape := t.Student.Params.T[n].Shape()
-		t.m[n] = tensors.FromShape(shape)
-		t.v[n] = tensors.FromShape(shape)
+		t.m[n], t.v[n] = t.zeros(shape), t.zeros(shape)
 	}
+}
+
+// zeros is a zero moment: host memory the host optimizer owns, or a host tensor that onBackend
+// moves to the backend.
+func (t *Trainer) zeros(shape shapes.Shape) *tensors.Tensor {
+	if t.host != nil {
+		if z, err := tensors.FromShapeForBackend(t.host.backend, 0, shape); err == nil && z.IsShared() {
+			t.host.owned[z] = true
+			return z
+		}
+	}
+	return tensors.FromShape(shape)
 }
 
 // onBackend moves every parameter and optimizer moment that is still a host tensor (restored
@@ -283,6 +303,9 @@ func (t *Trainer) newStepGraph(st Stage) (*compiled, error) {
 	}
 	c.groups = balancedGroups(sizes, t.concurrent())
 	for _, grp := range c.groups {
+		if t.host != nil {
+			break // AdamW runs on the host: no optimizer graphs
+		}
 		gNames := make([]string, len(grp))
 		for j, i := range grp {
 			gNames[j] = names[i]
@@ -423,6 +446,9 @@ func (t *Trainer) trainStep(c *compiled, lr float64) (Metrics, error) {
 // clipping. Parameters, gradients and moments are donated: the backend may update them in
 // place instead of holding old and new copies at once.
 func (t *Trainer) optimize(c *compiled, acc []*tensors.Tensor, lr float64) (float64, error) {
+	if t.host != nil {
+		return t.optimizeHost(c, acc, lr)
+	}
 	names := c.sg.trainable
 	parallel := func(fn func(k int) error) error { return Parallel(len(c.groups), 0, fn) }
 	sums := make([]float64, len(c.groups))
@@ -479,6 +505,57 @@ func (t *Trainer) optimize(c *compiled, acc []*tensors.Tensor, lr float64) (floa
 			t.Student.Params.T[names[i]] = outs[k][j]
 			t.m[names[i]] = outs[k][len(grp)+j]
 			t.v[names[i]] = outs[k][2*len(grp)+j]
+		}
+	}
+	return norm, nil
+}
+
+// optimizeHost is optimize on the host: the global norm and the AdamW update as fused passes
+// over host memory on every core, parameters and moments updated in place (see hostadamw.go).
+func (t *Trainer) optimizeHost(c *compiled, acc []*tensors.Tensor, lr float64) (float64, error) {
+	names := c.sg.trainable
+	n := len(names)
+	grads, params, ms, vs := make([][]float32, n), make([][]float32, n), make([][]float32, n), make([][]float32, n)
+	rowLen, ones, sizes := make([]int, n), make([]int, n), make([]int, n)
+	for i, name := range names {
+		var err error
+		if grads[i], err = flat(acc[i]); err != nil {
+			return 0, fmt.Errorf("gradient of %s: %w", name, err)
+		}
+		dims := acc[i].Shape().Dimensions
+		rowLen[i], ones[i], sizes[i] = 1, 1, len(grads[i])
+		if len(dims) > 1 {
+			rowLen[i] = dims[len(dims)-1]
+		}
+		for k, mp := range []map[string]*tensors.Tensor{t.Student.Params.T, t.m, t.v} {
+			x, err := t.host.own(mp[name])
+			if err != nil {
+				return 0, fmt.Errorf("optimizer state of %s: %w", name, err)
+			}
+			mp[name] = x
+			f, err := flat(x)
+			if err != nil {
+				return 0, fmt.Errorf("optimizer state of %s: %w", name, err)
+			}
+			if len(f) != len(grads[i]) {
+				return 0, fmt.Errorf("optimizer state of %s: %d values, its gradient has %d", name, len(f), len(grads[i]))
+			}
+			[][][]float32{params, ms, vs}[k][i] = f
+		}
+	}
+	opt := t.Opt.Optimizer
+	norm := math.Sqrt(sumSquaresHost(grads, rowLen))
+	s := opt.scalars(float32(lr), float32(t.step+1), float32(opt.ClipScale(norm)))
+	runHost(splitHost(sizes, ones), func(w hostWork) {
+		i := w.t
+		decays := opt.WeightDecay > 0 && Decays(names[i], len(acc[i].Shape().Dimensions))
+		applyHost(params[i][w.lo:w.hi], grads[i][w.lo:w.hi], ms[i][w.lo:w.hi], vs[i][w.lo:w.hi], decays, s)
+	})
+	// The gradients' buffers go back to the backend's pool for the next step (as the graph
+	// path's donated buffers do) instead of waiting for the garbage collector.
+	for _, a := range acc {
+		if err := a.FinalizeAll(); err != nil {
+			return 0, err
 		}
 	}
 	return norm, nil
