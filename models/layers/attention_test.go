@@ -103,7 +103,7 @@ func TestAttention(t *testing.T) {
 			if masked {
 				bias = MaskBias(mask)
 			}
-			out := Attention(qn, kn, vn, bias)
+			out := Attention(qn, kn, vn, bias, false)
 			loss := ReduceAllSum(Mul(out, w))
 			return append([]*Node{out}, Gradient(loss, qn, kn, vn)...)
 		})
@@ -184,5 +184,75 @@ func checkSums(t *testing.T, name string, got []float64, rows, cols, inner int, 
 				t.Fatalf("%s[%d,%d] = %g, want %g", name, r, c, got[r*cols+c], want)
 			}
 		}
+	}
+}
+
+// TestAttentionBlocks checks the query-row blocks of Attention: with and without a causal
+// mask (combined with padding, as batched prefill builds it), cut into 1 to 4 blocks, the
+// output matches refAttention and the gradients match the one-block attention's, in float64.
+func TestAttentionBlocks(t *testing.T) {
+	const b, l, h, kvh, d = 2, 9, 4, 2, 3
+	r := rand.New(rand.NewPCG(5, 6))
+	q, k, v := randSlice(r, b*l*h*d), randSlice(r, b*l*kvh*d), randSlice(r, b*l*kvh*d)
+	wOut := randSlice(r, b*l*h*d)
+	// Batch row 1 is left-padded by 2: its first two keys are hidden from the later queries
+	// (a padding query still sees itself).
+	allowed := make([][][]bool, b)
+	maskFlat := make([]bool, b*l*l)
+	for bi := range allowed {
+		allowed[bi] = make([][]bool, l)
+		for i := range allowed[bi] {
+			allowed[bi][i] = make([]bool, l)
+			for j := 0; j <= i; j++ {
+				ok := bi == 0 || j >= 2 || j == i
+				allowed[bi][i][j] = ok
+				maskFlat[(bi*l+i)*l+j] = ok
+			}
+		}
+	}
+	for _, causal := range []bool{false, true} {
+		al := allowed
+		if !causal {
+			al = nil
+		}
+		var ref []*tensors.Tensor
+		for parts := 1; parts <= 4; parts++ {
+			exec := MustNewExec(engine.MustBackend(""), func(qn, kn, vn, mask, w *Node) []*Node {
+				var bias *Node
+				if causal {
+					bias = MaskBias(mask)
+				}
+				out := attentionBlocks(qn, kn, vn, bias, causal, parts)
+				return append([]*Node{out}, Gradient(ReduceAllSum(Mul(out, w)), qn, kn, vn)...)
+			})
+			res := exec.MustExec(
+				tensors.FromFlatDataAndDimensions(q, b, l, h, d),
+				tensors.FromFlatDataAndDimensions(k, b, l, kvh, d),
+				tensors.FromFlatDataAndDimensions(v, b, l, kvh, d),
+				tensors.FromFlatDataAndDimensions(maskFlat, b, l, 1, l),
+				tensors.FromFlatDataAndDimensions(wOut, b, l, h, d))
+			want := refAttention(q, k, v, b, l, l, h, kvh, d, al)
+			got := tensors.MustCopyFlatData[float64](res[0])
+			for i := range want {
+				if math.Abs(got[i]-want[i]) > 1e-12 {
+					t.Fatalf("causal=%v parts=%d: out[%d] = %.15g, reference %.15g", causal, parts, i, got[i], want[i])
+				}
+			}
+			if parts == 1 {
+				ref = res
+				continue
+			}
+			for gi := 1; gi < 4; gi++ {
+				a, g := tensors.MustCopyFlatData[float64](ref[gi]), tensors.MustCopyFlatData[float64](res[gi])
+				for i := range a {
+					if math.Abs(a[i]-g[i]) > 1e-12*(1+math.Abs(a[i])) {
+						t.Fatalf("causal=%v parts=%d: gradient %s[%d] = %.15g, one block %.15g", causal, parts, "qkv"[gi-1:gi], i, g[i], a[i])
+					}
+				}
+			}
+		}
+	}
+	if attentionParts(798, true) != 4 || attentionParts(729, false) != 2 || attentionParts(1, true) != 1 {
+		t.Fatal("attentionParts changed: update the comment on Attention and docs/BENCHMARKS.md")
 	}
 }

@@ -50,3 +50,58 @@ func BenchmarkDenseLayout(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRowBlocks compares an MLP block over 800 positions run whole against RowBlocks's two
+// concurrent halves: SigLIP-so400m's (fc1 + bias, tanh GELU, fc2 + bias) and Qwen2.5-0.5B's
+// (SwiGLU, the gate's SiLU fused into its matmul). docs/BENCHMARKS.md records a run:
+//
+//	GOEXPERIMENT=simd go test -run XXX -bench RowBlocks ./models/layers
+func BenchmarkRowBlocks(b *testing.B) {
+	r := rand.New(rand.NewPCG(3, 4))
+	mk := func(d ...int) *tensors.Tensor {
+		n := 1
+		for _, x := range d {
+			n *= x
+		}
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(r.NormFloat64() * 0.05)
+		}
+		return tensors.FromFlatDataAndDimensions(v, d...)
+	}
+	be := engine.MustBackend("")
+	const m = 800
+	for _, mlp := range []struct {
+		name  string
+		k, n  int
+		block func(x, w1, b1, w2, w3 *Node) *Node
+	}{
+		{"siglip_so400m", 1152, 4304, func(x, w1, b1, w2, _ *Node) *Node {
+			return Linear(GeluTanh(Linear(x, w1, b1)), w2, nil)
+		}},
+		{"qwen2.5_0.5b", 896, 4864, func(x, w1, _, w2, w3 *Node) *Node {
+			return Linear(Mul(LinearSiLU(x, w1), Linear(x, w3, nil)), w2, nil)
+		}},
+	} {
+		x, w1, b1, w2, w3 := mk(1, m, mlp.k), mk(mlp.n, mlp.k), mk(mlp.n), mk(mlp.k, mlp.n), mk(mlp.n, mlp.k)
+		for _, split := range []bool{false, true} {
+			e := MustNewExec(be, func(x, w1, b1, w2, w3 *Node) *Node {
+				fn := func(in []*Node) []*Node { return []*Node{mlp.block(in[0], w1, b1, w2, w3)} }
+				if !split {
+					return fn([]*Node{x})[0]
+				}
+				return RowBlocks(fn, x)[0]
+			})
+			e.MustExec(x, w1, b1, w2, w3)
+			name := "whole"
+			if split {
+				name = "RowBlocks"
+			}
+			b.Run(fmt.Sprintf("%s_M%d/%s", mlp.name, m, name), func(b *testing.B) {
+				for range b.N {
+					e.MustExec(x, w1, b1, w2, w3)
+				}
+			})
+		}
+	}
+}

@@ -134,44 +134,53 @@ func Forward(w layers.Weights, prefix string, c Config, embeds, positions, mask 
 	if cache != nil {
 		next = &Cache{Pos: cache.Pos, Len: cache.Len}
 	}
+	hd := c.HeadDim()
 	for i := 0; i < c.NumHiddenLayers; i++ {
 		p := fmt.Sprintf("%smodel.layers.%d.", prefix, i)
-		h := layers.RMSNorm(w(p+"input_layernorm.weight"), x, c.RMSNormEps)
-		var kNew, vNew *Node
-		if cache != nil {
-			var kc, vc *Node
-			if cache.K != nil {
-				kc, vc = cache.K[i], cache.V[i]
+		a := p + "self_attn."
+		// Everything but the attention itself works per position: two blocks of positions
+		// run side by side (layers.RowBlocks).
+		qkv := layers.RowBlocks(func(in []*Node) []*Node {
+			h := layers.RMSNorm(w(p+"input_layernorm.weight"), in[0], c.RMSNormEps)
+			d := h.Shape().Dimensions
+			proj := func(name string, heads int) *Node {
+				return Reshape(layers.LinearW(w, a+name, h, true), d[0], d[1], heads, hd)
 			}
-			h, kNew, vNew = attentionBlock(w, p+"self_attn.", c, h, cos, sin, bias, kc, vc, cache)
-			next.K = append(next.K, kNew)
-			next.V = append(next.V, vNew)
-		} else {
-			h, _, _ = attentionBlock(w, p+"self_attn.", c, h, cos, sin, bias, nil, nil, nil)
+			q, k := proj("q_proj", c.NumAttentionHeads), proj("k_proj", c.NumKeyValueHeads)
+			return []*Node{layers.ApplyRotary(q, in[1], in[2]), layers.ApplyRotary(k, in[1], in[2]), proj("v_proj", c.NumKeyValueHeads)}
+		}, x, cos, sin)
+		var kc, vc *Node
+		if cache != nil && cache.K != nil {
+			kc, vc = cache.K[i], cache.V[i]
 		}
-		x = Add(x, h)
-		h = layers.RMSNorm(w(p+"post_attention_layernorm.weight"), x, c.RMSNormEps)
-		var gate *Node
-		if c.Differentiated {
-			gate = layers.SiLU(layers.LinearW(w, p+"mlp.gate_proj", h, false))
-		} else {
-			gate = layers.LinearSiLU(h, w(p+"mlp.gate_proj.weight"))
+		o, kAll, vAll := attend(qkv[0], qkv[1], qkv[2], bias, kc, vc, cache)
+		if cache != nil {
+			next.K = append(next.K, kAll)
+			next.V = append(next.V, vAll)
 		}
-		up := layers.LinearW(w, p+"mlp.up_proj", h, false)
-		x = Add(x, layers.LinearW(w, p+"mlp.down_proj", Mul(gate, up), false))
+		x = layers.RowBlocks(func(in []*Node) []*Node {
+			x, o := in[0], in[1]
+			d := o.Shape().Dimensions
+			x = Add(x, layers.LinearW(w, a+"o_proj", Reshape(o, d[0], d[1], c.HiddenSize), false))
+			h := layers.RMSNorm(w(p+"post_attention_layernorm.weight"), x, c.RMSNormEps)
+			var gate *Node
+			if c.Differentiated {
+				gate = layers.SiLU(layers.LinearW(w, p+"mlp.gate_proj", h, false))
+			} else {
+				gate = layers.LinearSiLU(h, w(p+"mlp.gate_proj.weight"))
+			}
+			up := layers.LinearW(w, p+"mlp.up_proj", h, false)
+			return []*Node{Add(x, layers.LinearW(w, p+"mlp.down_proj", Mul(gate, up), false))}
+		}, x, o)[0]
 	}
 	return layers.RMSNorm(w(prefix+"model.norm.weight"), x, c.RMSNormEps), next
 }
 
-func attentionBlock(w layers.Weights, p string, c Config, x, cos, sin, bias, kCache, vCache *Node, cache *Cache) (out, kAll, vAll *Node) {
-	dims := x.Shape().Dimensions
-	b, l := dims[0], dims[1]
-	hd := c.HeadDim()
-	q := Reshape(layers.LinearW(w, p+"q_proj", x, true), b, l, c.NumAttentionHeads, hd)
-	k := Reshape(layers.LinearW(w, p+"k_proj", x, true), b, l, c.NumKeyValueHeads, hd)
-	v := Reshape(layers.LinearW(w, p+"v_proj", x, true), b, l, c.NumKeyValueHeads, hd)
-	q = layers.ApplyRotary(q, cos, sin)
-	k = layers.ApplyRotary(k, cos, sin)
+// attend runs the attention of one layer over q [B, L, H, D] and the new keys and values
+// [B, L, KVH, D], through the cache when there is one (kCache nil at prefill), and returns
+// its output [B, L, H, D] and, with a cache, the layer's updated keys and values.
+func attend(q, k, v, bias, kCache, vCache *Node, cache *Cache) (out, kAll, vAll *Node) {
+	l := q.Shape().Dimensions[1]
 	switch {
 	case cache == nil:
 	case kCache == nil: // prefill: keys and values go to the front of a fresh cache
@@ -180,15 +189,15 @@ func attentionBlock(w layers.Weights, p string, c Config, x, cos, sin, bias, kCa
 		if l != 1 {
 			panic(fmt.Sprintf("qwen2: cached decoding takes one token per row, got %d", l))
 		}
-		at := Equal(Iota(x.Graph(), shapes.Make(cache.Pos.DType(), 1, cache.Len, 1, 1), 1), cache.Pos)
+		at := Equal(Iota(q.Graph(), shapes.Make(cache.Pos.DType(), 1, cache.Len, 1, 1), 1), cache.Pos)
 		at = BroadcastToDims(at, kCache.Shape().Dimensions...)
 		kAll = Where(at, BroadcastToDims(k, kCache.Shape().Dimensions...), kCache)
 		vAll = Where(at, BroadcastToDims(v, vCache.Shape().Dimensions...), vCache)
 		k, v = kAll, vAll
 	}
-	o := layers.Attention(q, k, v, bias)
-	o = Reshape(o, b, l, c.HiddenSize)
-	return layers.LinearW(w, p+"o_proj", o, false), kAll, vAll
+	// Without a cache and at prefill the L queries are the L keys under a causal mask; a
+	// decoding step's one query reads the whole cache.
+	return layers.Attention(q, k, v, bias, kCache == nil), kAll, vAll
 }
 
 // LMHead projects hidden states [..., hidden] to logits [..., vocab] with lm_head, or with the

@@ -111,14 +111,29 @@ func Forward(w layers.Weights, prefix string, c Config, pixels *Node, numLayers 
 	kernel := Reshape(w(e+"patch_embedding.weight"), c.HiddenSize, ch*p*p)
 	x = layers.Linear(x, kernel, w(e+"patch_embedding.bias"))
 	x = Add(x, InsertAxes(w(e+"position_embedding.weight"), 0))
+	heads := c.NumAttentionHeads
+	hd := c.HiddenSize / heads
 	for i := 0; i < numLayers; i++ {
 		l := fmt.Sprintf("%svision_model.encoder.layers.%d.", prefix, i)
-		h := layers.LayerNorm(w, l+"layer_norm1", x, c.LayerNormEps)
-		x = Add(x, selfAttention(w, l+"self_attn.", c, h))
-		h = layers.LayerNorm(w, l+"layer_norm2", x, c.LayerNormEps)
-		h = layers.LinearW(w, l+"mlp.fc1", h, true)
-		h = activate(c.HiddenAct, h)
-		x = Add(x, layers.LinearW(w, l+"mlp.fc2", h, true))
+		a := l + "self_attn."
+		// Everything but the attention itself works per position: two blocks of positions
+		// run side by side (layers.RowBlocks).
+		qkv := layers.RowBlocks(func(in []*Node) []*Node {
+			h := layers.LayerNorm(w, l+"layer_norm1", in[0], c.LayerNormEps)
+			d := h.Shape().Dimensions
+			proj := func(name string) *Node { return Reshape(layers.LinearW(w, a+name, h, true), d[0], d[1], heads, hd) }
+			return []*Node{proj("q_proj"), proj("k_proj"), proj("v_proj")}
+		}, x)
+		o := layers.Attention(qkv[0], qkv[1], qkv[2], nil, false)
+		x = layers.RowBlocks(func(in []*Node) []*Node {
+			x, o := in[0], in[1]
+			d := o.Shape().Dimensions
+			x = Add(x, layers.LinearW(w, a+"out_proj", Reshape(o, d[0], d[1], c.HiddenSize), true))
+			h := layers.LayerNorm(w, l+"layer_norm2", x, c.LayerNormEps)
+			h = layers.LinearW(w, l+"mlp.fc1", h, true)
+			h = activate(c.HiddenAct, h)
+			return []*Node{Add(x, layers.LinearW(w, l+"mlp.fc2", h, true))}
+		}, x, o)[0]
 	}
 	return x
 }
@@ -132,16 +147,4 @@ func activate(name string, x *Node) *Node {
 	default: // gelu_pytorch_tanh, gelu_new
 		return layers.GeluTanh(x)
 	}
-}
-
-func selfAttention(w layers.Weights, p string, c Config, x *Node) *Node {
-	dims := x.Shape().Dimensions
-	b, l := dims[0], dims[1]
-	heads := c.NumAttentionHeads
-	hd := c.HiddenSize / heads
-	q := Reshape(layers.LinearW(w, p+"q_proj", x, true), b, l, heads, hd)
-	k := Reshape(layers.LinearW(w, p+"k_proj", x, true), b, l, heads, hd)
-	v := Reshape(layers.LinearW(w, p+"v_proj", x, true), b, l, heads, hd)
-	o := layers.Attention(q, k, v, nil)
-	return layers.LinearW(w, p+"out_proj", Reshape(o, b, l, c.HiddenSize), true)
 }
