@@ -1,10 +1,8 @@
 package train
 
 import (
-	"encoding/json"
 	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,16 +17,7 @@ import (
 // The host path (sumSquaresHost, ClipScale, applyHost) against torch.optim.AdamW +
 // clip_grad_norm_ (reference/adamw_ref.py), as TestAdamWMatchesPyTorch checks the graphs.
 func TestHostAdamWMatchesPyTorch(t *testing.T) {
-	b, err := os.ReadFile("../testdata/adamw/fixture.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var fx adamwFixture
-	if err := json.Unmarshal(b, &fx); err != nil {
-		t.Fatal(err)
-	}
-	h := fx.Hyper
-	opt := AdamW{Beta1: h.Beta1, Beta2: h.Beta2, Eps: h.Eps, WeightDecay: h.WeightDecay, MaxGradNorm: h.MaxGradNorm}
+	fx, opt := adamwFixtureAndOptimizer(t)
 	names := []string{"norm.weight", "proj.bias", "proj.weight"}
 	p, m, v := map[string][]float32{}, map[string][]float32{}, map[string][]float32{}
 	rowLen := make([]int, len(names))

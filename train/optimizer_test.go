@@ -36,20 +36,27 @@ func f32(x []float64) []float32 {
 	return out
 }
 
+// adamwFixtureAndOptimizer reads testdata/adamw/fixture.json (reference/adamw_ref.py) and the
+// AdamW with its hyper-parameters.
+func adamwFixtureAndOptimizer(t *testing.T) (adamwFixture, AdamW) {
+	t.Helper()
+	var fx adamwFixture
+	b, err := os.ReadFile("../testdata/adamw/fixture.json")
+	if err == nil {
+		err = json.Unmarshal(b, &fx)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := fx.Hyper
+	return fx, AdamW{Beta1: h.Beta1, Beta2: h.Beta2, Eps: h.Eps, WeightDecay: h.WeightDecay, MaxGradNorm: h.MaxGradNorm}
+}
+
 // TestAdamWMatchesPyTorch runs four clipped AdamW steps (reference/adamw_ref.py: torch.optim.AdamW
 // with decay / no-decay groups after clip_grad_norm_, float64) through both the one-graph
 // Update and the trainer's split path (SumSquares per group, ClipScale, Apply per group).
 func TestAdamWMatchesPyTorch(t *testing.T) {
-	b, err := os.ReadFile("../testdata/adamw/fixture.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var fx adamwFixture
-	if err := json.Unmarshal(b, &fx); err != nil {
-		t.Fatal(err)
-	}
-	h := fx.Hyper
-	opt := AdamW{Beta1: h.Beta1, Beta2: h.Beta2, Eps: h.Eps, WeightDecay: h.WeightDecay, MaxGradNorm: h.MaxGradNorm}
+	fx, opt := adamwFixtureAndOptimizer(t)
 	names := []string{"norm.weight", "proj.bias", "proj.weight"}
 	groups := [][]string{{"proj.weight"}, {"norm.weight", "proj.bias"}}
 	be := engine.MustBackend("")

@@ -1,6 +1,7 @@
 package layers
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -58,6 +59,33 @@ func refAttention(q, k, v []float64, b, sq, skv, h, kvh, d int, allowed [][][]bo
 	return out
 }
 
+// runAttention runs attend over the float64 inputs (dims: b, sq, skv, h, kvh, d; mask [b, sq, 1,
+// skv]), checks its output against refAttention with allowed (nil: no mask) within 1e-12, and
+// returns the output followed by the gradients of sum(out * wOut) with respect to q, k and v.
+func runAttention(t *testing.T, what string, attend func(q, k, v, mask *Node) *Node, q, k, v []float64,
+	mask []bool, wOut []float64, dims [6]int, allowed [][][]bool) []*tensors.Tensor {
+	t.Helper()
+	b, sq, skv, h, kvh, d := dims[0], dims[1], dims[2], dims[3], dims[4], dims[5]
+	exec := MustNewExec(engine.MustBackend(""), func(qn, kn, vn, mn, w *Node) []*Node {
+		out := attend(qn, kn, vn, mn)
+		return append([]*Node{out}, Gradient(ReduceAllSum(Mul(out, w)), qn, kn, vn)...)
+	})
+	res := exec.MustExec(
+		tensors.FromFlatDataAndDimensions(q, b, sq, h, d),
+		tensors.FromFlatDataAndDimensions(k, b, skv, kvh, d),
+		tensors.FromFlatDataAndDimensions(v, b, skv, kvh, d),
+		tensors.FromFlatDataAndDimensions(mask, b, sq, 1, skv),
+		tensors.FromFlatDataAndDimensions(wOut, b, sq, h, d))
+	want := refAttention(q, k, v, b, sq, skv, h, kvh, d, allowed)
+	got := tensors.MustCopyFlatData[float64](res[0])
+	for i := range want {
+		if math.Abs(got[i]-want[i]) > 1e-12 {
+			t.Fatalf("%s: out[%d] = %.15g, reference %.15g", what, i, got[i], want[i])
+		}
+	}
+	return res
+}
+
 func randSlice(r *rand.Rand, n int) []float64 {
 	s := make([]float64, n)
 	for i := range s {
@@ -98,28 +126,13 @@ func TestAttention(t *testing.T) {
 		if !masked {
 			al = nil
 		}
-		exec := MustNewExec(engine.MustBackend(""), func(qn, kn, vn, mask, w *Node) []*Node {
+		res := runAttention(t, fmt.Sprintf("masked=%v", masked), func(qn, kn, vn, mask *Node) *Node {
 			var bias *Node
 			if masked {
 				bias = MaskBias(mask)
 			}
-			out := Attention(qn, kn, vn, bias, false)
-			loss := ReduceAllSum(Mul(out, w))
-			return append([]*Node{out}, Gradient(loss, qn, kn, vn)...)
-		})
-		res := exec.MustExec(
-			tensors.FromFlatDataAndDimensions(q, b, sq, h, d),
-			tensors.FromFlatDataAndDimensions(k, b, skv, kvh, d),
-			tensors.FromFlatDataAndDimensions(v, b, skv, kvh, d),
-			tensors.FromFlatDataAndDimensions(maskFlat, b, sq, 1, skv),
-			tensors.FromFlatDataAndDimensions(wOut, b, sq, h, d))
-		want := refAttention(q, k, v, b, sq, skv, h, kvh, d, al)
-		got := tensors.MustCopyFlatData[float64](res[0])
-		for i := range want {
-			if math.Abs(got[i]-want[i]) > 1e-12 {
-				t.Fatalf("masked=%v: out[%d] = %.15g, reference %.15g", masked, i, got[i], want[i])
-			}
-		}
+			return Attention(qn, kn, vn, bias, false)
+		}, q, k, v, maskFlat, wOut, [6]int{b, sq, skv, h, kvh, d}, al)
 		loss := func() float64 {
 			o := refAttention(q, k, v, b, sq, skv, h, kvh, d, al)
 			var s float64
@@ -217,27 +230,13 @@ func TestAttentionBlocks(t *testing.T) {
 		}
 		var ref []*tensors.Tensor
 		for parts := 1; parts <= 4; parts++ {
-			exec := MustNewExec(engine.MustBackend(""), func(qn, kn, vn, mask, w *Node) []*Node {
+			res := runAttention(t, fmt.Sprintf("causal=%v parts=%d", causal, parts), func(qn, kn, vn, mask *Node) *Node {
 				var bias *Node
 				if causal {
 					bias = MaskBias(mask)
 				}
-				out := attentionBlocks(qn, kn, vn, bias, causal, parts)
-				return append([]*Node{out}, Gradient(ReduceAllSum(Mul(out, w)), qn, kn, vn)...)
-			})
-			res := exec.MustExec(
-				tensors.FromFlatDataAndDimensions(q, b, l, h, d),
-				tensors.FromFlatDataAndDimensions(k, b, l, kvh, d),
-				tensors.FromFlatDataAndDimensions(v, b, l, kvh, d),
-				tensors.FromFlatDataAndDimensions(maskFlat, b, l, 1, l),
-				tensors.FromFlatDataAndDimensions(wOut, b, l, h, d))
-			want := refAttention(q, k, v, b, l, l, h, kvh, d, al)
-			got := tensors.MustCopyFlatData[float64](res[0])
-			for i := range want {
-				if math.Abs(got[i]-want[i]) > 1e-12 {
-					t.Fatalf("causal=%v parts=%d: out[%d] = %.15g, reference %.15g", causal, parts, i, got[i], want[i])
-				}
-			}
+				return attentionBlocks(qn, kn, vn, bias, causal, parts)
+			}, q, k, v, maskFlat, wOut, [6]int{b, l, l, h, kvh, d}, al)
 			if parts == 1 {
 				ref = res
 				continue

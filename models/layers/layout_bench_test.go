@@ -20,17 +20,7 @@ import (
 //	GOEXPERIMENT=simd go test -run XXX -bench DenseLayout ./models/layers
 func BenchmarkDenseLayout(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 2))
-	mk := func(d ...int) *tensors.Tensor {
-		n := 1
-		for _, x := range d {
-			n *= x
-		}
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(r.NormFloat64())
-		}
-		return tensors.FromFlatDataAndDimensions(v, d...)
-	}
+	mk := func(d ...int) *tensors.Tensor { return randTensor(r, 1, d...) }
 	be := engine.MustBackend("")
 	for _, s := range [][3]int{{800, 1152, 4304}, {800, 4304, 1152}, {800, 896, 4864}, {800, 4864, 896}, {1, 896, 151936}, {1, 896, 4864}} {
 		m, k, n := s[0], s[1], s[2]
@@ -58,17 +48,7 @@ func BenchmarkDenseLayout(b *testing.B) {
 //	GOEXPERIMENT=simd go test -run XXX -bench RowBlocks ./models/layers
 func BenchmarkRowBlocks(b *testing.B) {
 	r := rand.New(rand.NewPCG(3, 4))
-	mk := func(d ...int) *tensors.Tensor {
-		n := 1
-		for _, x := range d {
-			n *= x
-		}
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(r.NormFloat64() * 0.05)
-		}
-		return tensors.FromFlatDataAndDimensions(v, d...)
-	}
+	mk := func(d ...int) *tensors.Tensor { return randTensor(r, 0.05, d...) }
 	be := engine.MustBackend("")
 	const m = 800
 	for _, mlp := range []struct {
@@ -104,4 +84,17 @@ func BenchmarkRowBlocks(b *testing.B) {
 			})
 		}
 	}
+}
+
+// randTensor is a float32 tensor of the given dimensions with N(0, std^2) values.
+func randTensor(r *rand.Rand, std float64, dims ...int) *tensors.Tensor {
+	n := 1
+	for _, x := range dims {
+		n *= x
+	}
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(r.NormFloat64() * std)
+	}
+	return tensors.FromFlatDataAndDimensions(v, dims...)
 }
