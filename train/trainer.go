@@ -275,7 +275,8 @@ type compiled struct {
 	sg   *stepGraph
 	grad map[[2]bool]*Exec
 	// The optimizer runs as concurrent groups of parameters (indices into sg.trainable), each
-	// with an executable for its gradients' sum of squares and one for its AdamW update.
+	// with an executable for its gradients' sum of squares and one for its AdamW update (none
+	// when AdamW runs on the host).
 	groups        [][]int
 	sumSq, update []*Exec
 	add           *Exec
@@ -301,11 +302,10 @@ func (t *Trainer) newStepGraph(st Stage) (*compiled, error) {
 	for i, name := range names {
 		sizes[i] = t.Student.Params.T[name].Shape().Size()
 	}
-	c.groups = balancedGroups(sizes, t.concurrent())
+	if t.host == nil { // else AdamW runs on the host: no optimizer graphs
+		c.groups = balancedGroups(sizes, t.concurrent())
+	}
 	for _, grp := range c.groups {
-		if t.host != nil {
-			break // AdamW runs on the host: no optimizer graphs
-		}
 		gNames := make([]string, len(grp))
 		for j, i := range grp {
 			gNames[j] = names[i]

@@ -128,15 +128,25 @@ const MaskedScore = -1e30
 // MaskBias or CausalBias). Returns [B, Sq, H, D].
 //
 // causal declares that query i is key i (Sq = Skv) and that the bias masks every key j > i
-// (CausalBias, or a MaskBias whose mask is causal). Long sequences are cut into blocks of
-// query rows (attentionParts): each block is an independent chain of matmul, softmax and
-// matmul, which the go backend's op executor runs concurrently (its softmax and element-wise
-// kernels are single-threaded), and with causal a block reads only the keys up to its last
-// row, skipping the fully masked ones (exp of MaskedScore is exactly 0 there, so the result
-// is the same). The blocks' outputs are concatenated.
+// (CausalBias, or a MaskBias whose mask is causal). On the pure-Go backend long sequences are
+// cut into blocks of query rows (attentionParts): each block is an independent chain of
+// matmul, softmax and matmul, which its op executor runs concurrently (its softmax and
+// element-wise kernels are single-threaded), and with causal a block reads only the keys up to
+// its last row, skipping the fully masked ones (exp of MaskedScore is exactly 0 there, so the
+// result is the same). The blocks' outputs are concatenated.
 func Attention(q, k, v, bias *Node, causal bool) *Node {
-	return attentionBlocks(q, k, v, bias, causal, attentionParts(q.Shape().Dimensions[1], causal))
+	parts := 1
+	if splitsForCores(q.Graph()) {
+		parts = attentionParts(q.Shape().Dimensions[1], causal)
+	}
+	return attentionBlocks(q, k, v, bias, causal, parts)
 }
+
+// splitsForCores reports whether the graph's backend is the pure-Go one, whose op executor runs
+// independent chains of ops on separate cores while most of its kernels are single-threaded:
+// Attention's blocks and RowBlocks are for it. Other backends (XLA) schedule and fuse on
+// their own and get the plain graph.
+func splitsForCores(g *Graph) bool { return g.Backend().String() == "go" }
 
 // attentionParts is the number of query-row blocks Attention cuts Sq rows into: none below
 // 128 rows (graphs of small models, decoding), 2 (one per core on the project's machines)
@@ -217,10 +227,10 @@ func attentionCore(q, k, v, bias *Node) *Node {
 // go backend's op executor runs concurrently: its element-wise kernels (activations, bias adds,
 // norms) are single-threaded, and one block's run beside the other's (BenchmarkRowBlocks:
 // Qwen2.5-0.5B's MLP block at 800 positions 1.25x faster, SigLIP-so400m's 1.03x). Below 128
-// positions it is fn(inputs).
+// positions, or on a backend other than the pure-Go one, it is fn(inputs).
 func RowBlocks(fn func(in []*Node) []*Node, inputs ...*Node) []*Node {
 	l := inputs[0].Shape().Dimensions[1]
-	if l < 128 {
+	if l < 128 || !splitsForCores(inputs[0].Graph()) {
 		return fn(inputs)
 	}
 	var blocks [][]*Node
