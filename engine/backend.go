@@ -75,41 +75,40 @@ func Backend(name string) (compute.Backend, error) {
 // JSON lines switchkd's commands print there; the pool is reached through its exported field
 // and method instead (GoMLX compute v0.1.3's Backend.Workers.SetMaxParallelism).
 func setGoParallelism(b compute.Backend, n int) error {
-	v := reflect.ValueOf(b)
-	if v.Kind() == reflect.Pointer {
-		v = v.Elem()
+	set, ok := goWorkersMethod(b, "SetMaxParallelism")
+	if !ok {
+		return fmt.Errorf("the go backend (%T) has no Workers.SetMaxParallelism: the GoMLX compute version changed; "+
+			"pass --backend go:ops_sequential", b)
 	}
-	if v.Kind() == reflect.Struct {
-		if w := v.FieldByName("Workers"); w.IsValid() && w.CanInterface() {
-			if set := w.MethodByName("SetMaxParallelism"); set.IsValid() {
-				set.Call([]reflect.Value{reflect.ValueOf(n)})
-				return nil
-			}
-		}
-	}
-	return fmt.Errorf("the go backend (%T) has no Workers.SetMaxParallelism: the GoMLX compute version changed; "+
-		"pass --backend go:ops_sequential", b)
+	set.Call([]reflect.Value{reflect.ValueOf(n)})
+	return nil
 }
 
 // GoParallelism reports the go backend's worker-pool bound (-1: unbounded), and false for
 // other backends.
 func GoParallelism(b compute.Backend) (int, bool) {
+	get, ok := goWorkersMethod(b, "MaxParallelism")
+	if !ok {
+		return 0, false
+	}
+	return int(get.Call(nil)[0].Int()), true
+}
+
+// goWorkersMethod finds the named method of the go backend's exported Workers pool.
+func goWorkersMethod(b compute.Backend, name string) (reflect.Value, bool) {
 	v := reflect.ValueOf(b)
 	if v.Kind() == reflect.Pointer {
 		v = v.Elem()
 	}
 	if v.Kind() != reflect.Struct {
-		return 0, false
+		return reflect.Value{}, false
 	}
 	w := v.FieldByName("Workers")
 	if !w.IsValid() || !w.CanInterface() {
-		return 0, false
+		return reflect.Value{}, false
 	}
-	m := w.MethodByName("MaxParallelism")
-	if !m.IsValid() {
-		return 0, false
-	}
-	return int(m.Call(nil)[0].Int()), true
+	m := w.MethodByName(name)
+	return m, m.IsValid()
 }
 
 // MustBackend is Backend for tests and tools: it panics on error.

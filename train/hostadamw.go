@@ -138,12 +138,9 @@ func (h *hostAdamW) own(x *tensors.Tensor) (*tensors.Tensor, error) {
 	if !y.IsShared() {
 		return nil, fmt.Errorf("backend %s does not share buffers with the host", h.backend.Name())
 	}
-	var inner error
-	err = x.ConstFlatData(func(src any) {
-		inner = y.MutableFlatData(func(dst any) { copy(dst.([]float32), src.([]float32)) })
-	})
+	src, err := flat(x)
 	if err == nil {
-		err = inner
+		err = tensors.MutableFlatData(y, func(dst []float32) { copy(dst, src) })
 	}
 	if err != nil {
 		return nil, err
@@ -158,12 +155,6 @@ func (h *hostAdamW) own(x *tensors.Tensor) (*tensors.Tensor, error) {
 // optimizer owns.
 func flat(x *tensors.Tensor) ([]float32, error) {
 	var out []float32
-	ok := false
-	if err := x.ConstFlatData(func(f any) { out, ok = f.([]float32) }); err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, fmt.Errorf("tensor of dtype %s, want float32", x.DType())
-	}
-	return out, nil
+	err := tensors.ConstFlatData(x, func(f []float32) { out = f })
+	return out, err
 }
