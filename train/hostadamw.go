@@ -39,8 +39,29 @@ func (o AdamW) scalars(lr, step, scale float32) adamScalars {
 	}
 }
 
-// applyHost is Apply for one parameter, in place over p, m and v given its gradient g.
+// applyHost is Apply for one parameter, in place over p, m and v given its gradient g. It runs
+// the vector kernel of this build and CPU when there is one (hostadamw_simd.go): the same
+// float32 operations lane by lane, so the same bits as applyScalar.
 func applyHost(p, g, m, v []float32, decays bool, s adamScalars) {
+	if len(g) != len(p) || len(m) != len(p) || len(v) != len(p) {
+		panic(fmt.Sprintf("applyHost: lengths %d, %d, %d, %d differ", len(p), len(g), len(m), len(v)))
+	}
+	n := 0
+	if applyVector != nil {
+		n = applyVector(p, g, m, v, decays, s)
+	}
+	applyScalar(p[n:], g[n:], m[n:], v[n:], decays, s)
+}
+
+// applyVector, when set, updates a prefix of p, m and v as applyScalar would and returns its
+// length.
+var applyVector func(p, g, m, v []float32, decays bool, s adamScalars) int
+
+// applyScalar is applyHost one value at a time.
+func applyScalar(p, g, m, v []float32, decays bool, s adamScalars) {
+	if len(p) == 0 {
+		return
+	}
 	_ = g[len(p)-1]
 	_, _ = m[len(p)-1], v[len(p)-1]
 	for i := range p {
