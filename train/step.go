@@ -104,6 +104,7 @@ type stepGraph struct {
 	student, teacher *tinyllava.Model
 	obj              Objective
 	trainable        []string // student parameter names that get gradients, sorted
+	unfusedGrads     bool     // tests: keep GoMLX's gradients as built (no ScatterIntoSum)
 }
 
 func (s *stepGraph) needTeacher() bool {
@@ -219,6 +220,12 @@ func (s *stepGraph) build(sHasImg, tHasImg bool) func([]*Node) []*Node {
 			nodes[i] = r.ws(n)
 		}
 		grads := Gradient(total, nodes...)
+		if !s.unfusedGrads {
+			// The tied embedding's two gradients as one scatter into the LM head's gradient.
+			for i := range grads {
+				grads[i] = layers.ScatterIntoSum(grads[i])
+			}
+		}
 		return append(grads, ceSum, alignSum, vsdSum)
 	}
 }

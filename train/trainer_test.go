@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/switchkd/switchkd/engine"
@@ -274,6 +275,69 @@ func TestWorkersSplitMicroBatches(t *testing.T) {
 		}
 		if a.Tokens != b.Tokens {
 			t.Fatalf("step %d: %d tokens with 1 worker, %d with 3", i+1, a.Tokens, b.Tokens)
+		}
+	}
+}
+
+// The step graph's gradient of the student's tied embedding is one ScatterSum into the LM
+// head's gradient (layers.ScatterIntoSum), and every gradient equals the one GoMLX builds
+// without the rewrite.
+func TestTiedEmbeddingGradientIsOneScatter(t *testing.T) {
+	tr, _, student := newTrainer(t, t.TempDir(), 1, DefaultObjective(), []Module{Vision, Connector, LLM})
+	if err := tr.validate(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := tr.newStepGraph(tr.Stages[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := dataset(student.Config)[:2]
+	p, err := NewPair(student.Config, tr.Teacher.Config, []tinyllava.Input{items[0].Student, items[1].Student},
+		[]tinyllava.Input{items[0].Teacher, items[1].Teacher}, 8, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	embed := -1
+	for i, n := range c.sg.trainable {
+		if n == "language_model.model.embed_tokens.weight" {
+			embed = i
+		}
+	}
+	if embed < 0 || !student.Config.Text.TieWordEmbeddings {
+		t.Fatalf("the test needs a tied student embedding among %v", c.sg.trainable)
+	}
+	var grads [2][]*tensors.Tensor
+	for k, unfused := range []bool{false, true} {
+		c.sg.unfusedGrads = unfused
+		c.grad = map[[2]bool]*Exec{}
+		build := c.sg.build(true, true)
+		var typ NodeType
+		e, err := NewExec(student.Backend, func(in []*Node) []*Node {
+			out := build(in)
+			typ = out[embed].Type()
+			return out
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.grad[[2]bool{true, true}] = e
+		if grads[k], err = tr.pairGrads(c, p, 0.1, 0.1); err != nil {
+			t.Fatal(err)
+		}
+		if want := map[bool]NodeType{false: NodeTypeScatterSum, true: NodeTypeAdd}[unfused]; typ != want {
+			t.Fatalf("unfused=%v: embedding gradient is a %s node, want %s", unfused, typ, want)
+		}
+	}
+	for i, n := range c.sg.trainable {
+		a, b := tensors.MustCopyFlatData[float32](grads[0][i]), tensors.MustCopyFlatData[float32](grads[1][i])
+		var scale float64
+		for _, x := range b {
+			scale = math.Max(scale, math.Abs(float64(x)))
+		}
+		for j := range a {
+			if d := math.Abs(float64(a[j] - b[j])); d > 1e-6*scale {
+				t.Fatalf("%s[%d]: %g with the rewrite, %g without", n, j, a[j], b[j])
+			}
 		}
 	}
 }

@@ -255,3 +255,56 @@ func TestAttentionBlocks(t *testing.T) {
 		t.Fatal("attentionParts changed: update the comment on Attention and docs/BENCHMARKS.md")
 	}
 }
+
+// TestScatterIntoSum checks the tied-weight gradient rewrite of autodiff.go on a tied
+// embedding: W [V, D] is read by a Gather (with a repeated id) and by a logits matmul. After
+// the rewrite the gradient is a single ScatterSum into the matmul's gradient, and it equals the
+// analytic dW[v] = sum_{i: ids_i = v} a_i + sum_r b[r, v] h[r] in float64.
+func TestScatterIntoSum(t *testing.T) {
+	const v, d, n, rows = 7, 3, 4, 2
+	r := rand.New(rand.NewPCG(7, 8))
+	w, a, h, b := randSlice(r, v*d), randSlice(r, n*d), randSlice(r, rows*d), randSlice(r, rows*v)
+	ids := []int32{5, 1, 5, 0}
+	var before, after NodeType
+	exec := MustNewExec(engine.MustBackend(""), func(wn, an, hn, bn, idn *Node) *Node {
+		emb := Gather(wn, InsertAxes(idn, -1))
+		logits := Linear(hn, wn, nil)
+		loss := Add(ReduceAllSum(Mul(emb, an)), ReduceAllSum(Mul(logits, bn)))
+		g := Gradient(loss, wn)[0]
+		before = g.Type()
+		g = ScatterIntoSum(g)
+		after = g.Type()
+		return g
+	})
+	res := exec.MustExec(tensors.FromFlatDataAndDimensions(w, v, d), tensors.FromFlatDataAndDimensions(a, n, d),
+		tensors.FromFlatDataAndDimensions(h, rows, d), tensors.FromFlatDataAndDimensions(b, rows, v),
+		tensors.FromFlatDataAndDimensions(ids, n))
+	if before != NodeTypeAdd || after != NodeTypeScatterSum {
+		t.Fatalf("gradient node %s rewritten to %s, want Add -> ScatterSum", before, after)
+	}
+	got := tensors.MustCopyFlatData[float64](res[0])
+	for tok := 0; tok < v; tok++ {
+		for c := 0; c < d; c++ {
+			var want float64
+			for i, id := range ids {
+				if int(id) == tok {
+					want += a[i*d+c]
+				}
+			}
+			for j := 0; j < rows; j++ {
+				want += b[j*v+tok] * h[j*d+c]
+			}
+			if math.Abs(got[tok*d+c]-want) > 1e-12 {
+				t.Fatalf("dW[%d,%d] = %g, want %g", tok, c, got[tok*d+c], want)
+			}
+		}
+	}
+	// Anything else is left as it is.
+	MustNewExec(engine.MustBackend(""), func(x *Node) *Node {
+		s := Add(x, x)
+		if ScatterIntoSum(s) != s {
+			t.Errorf("a plain Add was rewritten")
+		}
+		return s
+	}).MustExec(tensors.FromFlatDataAndDimensions([]float64{1, 2}, 2))
+}

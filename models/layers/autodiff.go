@@ -57,3 +57,51 @@ func skipIdentityTranspose(x *Node) *Node {
 	}
 	return in
 }
+
+// ScatterIntoSum rewrites a gradient of the form Add(x, ScatterSum(Zeros, indices, updates))
+// (either order, through nested Adds) as ScatterSum(x, indices, updates). That is how GoMLX
+// accumulates the gradient of a weight read both by a Gather and by other ops: the tied
+// embedding of Qwen2.5, whose Gather gradient is a scatter into a fresh zero-filled
+// vocabulary-sized buffer that is then added to the LM head's gradient. The rewrite scatters
+// the few embedding rows straight into the LM head's gradient instead: on the pure-Go backend
+// that saves a 151936 x 896 single-threaded fill and add, ~0.5 s a step. The sum is the same,
+// up to the order of float additions; the replaced nodes are left unused and never run.
+func ScatterIntoSum(g *Node) *Node {
+	if g == nil || g.Type() != NodeTypeAdd || len(g.Inputs()) != 2 {
+		return g
+	}
+	a, b := g.Inputs()[0], g.Inputs()[1]
+	for _, p := range [][2]*Node{{a, b}, {b, a}} {
+		x, s := p[0], p[1]
+		if s.Type() != NodeTypeScatterSum || len(s.Inputs()) != 3 || !isZeros(s.Inputs()[0]) ||
+			!x.Shape().Equal(g.Shape()) || !s.Shape().Equal(g.Shape()) {
+			continue
+		}
+		return ScatterSum(ScatterIntoSum(x), s.Inputs()[1], s.Inputs()[2], false, false)
+	}
+	return g
+}
+
+// isZeros reports whether x is a broadcast (possibly reshaped) of a constant scalar zero.
+func isZeros(x *Node) bool {
+	for x.Type() == NodeTypeBroadcastInDim || x.Type() == NodeTypeReshape {
+		if len(x.Inputs()) != 1 {
+			return false
+		}
+		x = x.Inputs()[0]
+	}
+	if x.Type() != NodeTypeConstant || !x.Shape().IsScalar() {
+		return false
+	}
+	c := x.ConstantValue()
+	if c == nil {
+		return false
+	}
+	switch v := c.Value().(type) {
+	case float32:
+		return v == 0
+	case float64:
+		return v == 0
+	}
+	return false
+}
