@@ -1,10 +1,12 @@
 package layers
 
 import (
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
 
+	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph"
 )
@@ -16,12 +18,18 @@ import (
 // tied 151936 x 896 embedding of Qwen2.5-0.5B alone, ~1 s per use on this machine.
 //
 // init wraps the registered DotGeneral gradient (GoMLX's VJPRegistration is documented as
-// replaceable) so that an identity Transpose at the end of an operand's gradient is skipped.
-// The values are unchanged; the skipped node is left unused and the backend never runs it.
+// replaceable) so that an identity Transpose at the end of an operand's gradient is skipped,
+// and so that the right operand's gradient is built as rhsGradient plans it (see there).
+// The values are unchanged; replaced nodes are left unused and the backend never runs them.
 func init() {
 	orig := VJPRegistration[NodeTypeDotGeneral]
 	VJPRegistration[NodeTypeDotGeneral] = func(node *Node, vjpOutputs []*Node, outputShape shapes.Shape) []*Node {
 		grads := orig(node, vjpOutputs, outputShape)
+		if len(grads) == 2 && len(vjpOutputs) == 1 {
+			if g := rhsGradient(node, vjpOutputs[0]); g != nil {
+				grads[1] = g
+			}
+		}
 		for i, g := range grads {
 			grads[i] = skipIdentityTranspose(g)
 		}
@@ -104,4 +112,134 @@ func isZeros(x *Node) bool {
 		return v == 0
 	}
 	return false
+}
+
+// The right operand's gradient of C = DotGeneral(A, B) contracts the output gradient dC
+// [batch, crossA..., crossB...] with A over A's cross axes, which sit in the middle of dC.
+// GoMLX builds it as DotGeneral(dC, A) contracting those axes, a layout the go backend's
+// matmul does not take (the left operand must contract its last axes), so the backend
+// transposes both dC and A first, through its generic element-by-element transpose. For a
+// weight gradient dW = dY^T X both are activation-sized; in the attention's dK = dS^T Q, dS is
+// the score tensor. rhsGradient builds the same product with one of two layouts the matmul
+// takes as they are, whichever moves fewer values:
+//
+//	P: transpose dC to [batch, crossB..., crossA...], then DotGeneral(dC', A) -> [batch, crossB..., cA]
+//	Q: move A's contracting axis first, then DotGeneral(A', dC) -> [batch, cA, crossB...]
+//
+// followed by a transpose into B's axis order where it differs. It handles one contracting axis
+// per operand, leading batch axes, contracting axes at either end of the non-batch axes, one
+// float dtype and the default config; anything else returns nil (GoMLX's gradient is kept).
+func rhsGradient(node, v *Node) *Node {
+	d, ok := parseDotGeneral(node)
+	if !ok {
+		return nil
+	}
+	a, b := node.Inputs()[0], node.Inputs()[1]
+	if !a.DType().IsFloat() || b.DType() != a.DType() || v.DType() != a.DType() {
+		return nil
+	}
+	nb := len(d.lhsBatch)
+	if len(d.lhsContracting) != 1 || len(d.rhsContracting) != 1 || len(d.rhsBatch) != nb {
+		return nil
+	}
+	for i := range nb {
+		if d.lhsBatch[i] != i || d.rhsBatch[i] != i {
+			return nil
+		}
+	}
+	ra, rb := a.Rank(), b.Rank()
+	ca, cb := d.lhsContracting[0], d.rhsContracting[0]
+	if (ca != nb && ca != ra-1) || (cb != nb && cb != rb-1) {
+		return nil
+	}
+	nxa, nxb := ra-nb-1, rb-nb-1 // cross axes of A and of B
+	if nxa == 0 || nxb == 0 {
+		return nil
+	}
+	// Sizes moved by each plan's transposes (the matmuls are the same).
+	sizeV, sizeA, sizeB := v.Shape().Size(), a.Shape().Size(), b.Shape().Size()
+	costP, costQ := sizeV, 0
+	if cb == nb {
+		costP += sizeB
+	}
+	if ca != nb {
+		costQ += sizeA
+	}
+	if cb != nb {
+		costQ += sizeB
+	}
+	iota := func(from, n int) []int {
+		out := make([]int, n)
+		for i := range out {
+			out[i] = from + i
+		}
+		return out
+	}
+	batch := iota(0, nb)
+	crossA := iota(nb, nxa) // A's cross axes, in A
+	if ca == nb {
+		crossA = iota(nb+1, nxa)
+	}
+	var g *Node
+	if costP <= costQ {
+		// dC' = [batch, crossB..., crossA...]
+		perm := append(append(append([]int{}, batch...), iota(nb+nxa, nxb)...), iota(nb, nxa)...)
+		vt := TransposeAllAxes(v, perm...)
+		g = DotGeneral(vt, iota(nb+nxb, nxa), batch, a, crossA, batch) // [batch, crossB..., cA]
+		if cb == nb {
+			g = TransposeAllAxes(g, append(append(append([]int{}, batch...), nb+nxb), iota(nb, nxb)...)...)
+		}
+	} else {
+		at := a
+		if ca != nb {
+			at = TransposeAllAxes(a, append(append(append([]int{}, batch...), ca), iota(nb, nxa)...)...)
+		}
+		g = DotGeneral(at, iota(nb+1, nxa), batch, v, iota(nb, nxa), batch) // [batch, cA, crossB...]
+		if cb != nb {
+			g = TransposeAllAxes(g, append(append(append([]int{}, batch...), iota(nb+1, nxb)...), nb)...)
+		}
+	}
+	if !g.Shape().Equal(b.Shape()) {
+		return nil
+	}
+	return g
+}
+
+// dotGeneralAxes are a DotGeneral node's axes, read from its description: GoMLX does not export
+// them.
+type dotGeneralAxes struct {
+	lhsContracting, lhsBatch, rhsContracting, rhsBatch []int
+}
+
+var (
+	dotGeneralRE = regexp.MustCompile(`^DotGeneral\(lhs=\[#\d+\], lhsContractingAxes=\[([0-9 ]*)\], lhsBatchAxes=\[([0-9 ]*)\], ` +
+		`rhs=\[#\d+\], rhsContractingAxes=\[([0-9 ]*)\], rhsBatchAxes=\[([0-9 ]*)\], config=(\{[^}]*\})\)`)
+	defaultDotConfig = fmt.Sprintf("%+v", compute.DotGeneralConfig{})
+)
+
+// parseDotGeneral reads node's axes; ok is false for anything but a DotGeneral with the default
+// config (no accumulator or output dtype).
+func parseDotGeneral(node *Node) (d dotGeneralAxes, ok bool) {
+	if node.Type() != NodeTypeDotGeneral || len(node.Inputs()) != 2 {
+		return d, false
+	}
+	s := node.String()
+	if i := strings.Index(s, "DotGeneral("); i >= 0 {
+		s = s[i:]
+	}
+	m := dotGeneralRE.FindStringSubmatch(s)
+	if m == nil || m[5] != defaultDotConfig {
+		return d, false
+	}
+	lists := make([][]int, 4)
+	for i := range lists {
+		for _, f := range strings.Fields(m[i+1]) {
+			n, err := strconv.Atoi(f)
+			if err != nil {
+				return d, false
+			}
+			lists[i] = append(lists[i], n)
+		}
+	}
+	return dotGeneralAxes{lists[0], lists[1], lists[2], lists[3]}, true
 }
