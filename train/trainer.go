@@ -117,6 +117,7 @@ type Metrics struct {
 	Tokens    int     `json:"tokens"`
 	TokPerSec float64 `json:"tokens_per_s"`
 	StepSec   float64 `json:"step_s"`
+	OptSec    float64 `json:"optimizer_s"` // of StepSec: gradient clipping and the AdamW update
 }
 
 // Run trains every stage from the current state (fresh, or as restored by Resume) and saves
@@ -429,14 +430,16 @@ func (t *Trainer) trainStep(c *compiled, lr float64) (Metrics, error) {
 			}
 		}
 	}
+	optStart := time.Now()
 	norm, err := t.optimize(c, acc, lr)
 	if err != nil {
 		return Metrics{}, err
 	}
+	optSec := time.Since(optStart).Seconds()
 	o := c.sg.obj
 	m := Metrics{CE: sums.CE * ceScale, Align: sums.Align * kdScale, VSD: sums.VSD * kdScale, LR: lr, GradNorm: norm, Tokens: ceTok}
 	m.Total = o.WCE*m.CE + o.WAlign*m.Align + o.WVSD*m.VSD
-	m.StepSec = time.Since(began).Seconds()
+	m.StepSec, m.OptSec = time.Since(began).Seconds(), optSec
 	m.TokPerSec = float64(ceTok) / math.Max(m.StepSec, 1e-9)
 	return m, nil
 }

@@ -118,9 +118,10 @@ func runBenchStep(preset string, layers, steps, batch, answer int, backend strin
 	if err != nil {
 		return err
 	}
-	best, sum := 0.0, 0.0
+	best, sum, opt := 0.0, 0.0, 0.0
 	for _, m := range lines[1:] {
 		sum += m.StepSec
+		opt += m.OptSec
 		if best == 0 || m.StepSec < best {
 			best = m.StepSec
 		}
@@ -133,6 +134,7 @@ func runBenchStep(preset string, layers, steps, batch, answer int, backend strin
 	res := map[string]any{
 		"preset": preset, "layers": layers, "batch": batch, "seq_len": 2 + 32 + answer - 1 + sc.NumImageFeatures(),
 		"supervised_tokens": n, "step_s_best": best, "step_s_mean": sum / float64(len(lines)-1),
+		"optimizer_s_mean": opt / float64(len(lines)-1),
 		"tokens_per_s":     float64(batch*(2+32+answer-1+sc.NumImageFeatures())) / best,
 		"losses_fwd_bwd_s": lossSec, "losses_share": lossSec / best,
 		"wall_s_incl_compile": total.Seconds(), "peak_rss_gib": peakRSSGiB(),
