@@ -3,11 +3,13 @@ package layers
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/shapes"
+	"github.com/gomlx/compute/support/xslices"
 	. "github.com/gomlx/gomlx/core/graph"
 )
 
@@ -169,13 +171,7 @@ func rhsGradient(node, v *Node) *Node {
 	if cb != nb {
 		costQ += sizeB
 	}
-	iota := func(from, n int) []int {
-		out := make([]int, n)
-		for i := range out {
-			out[i] = from + i
-		}
-		return out
-	}
+	iota := xslices.Iota[int]
 	batch := iota(0, nb)
 	crossA := iota(nb, nxa) // A's cross axes, in A
 	if ca == nb {
@@ -184,20 +180,19 @@ func rhsGradient(node, v *Node) *Node {
 	var g *Node
 	if costP <= costQ {
 		// dC' = [batch, crossB..., crossA...]
-		perm := append(append(append([]int{}, batch...), iota(nb+nxa, nxb)...), iota(nb, nxa)...)
-		vt := TransposeAllAxes(v, perm...)
+		vt := TransposeAllAxes(v, slices.Concat(batch, iota(nb+nxa, nxb), iota(nb, nxa))...)
 		g = DotGeneral(vt, iota(nb+nxb, nxa), batch, a, crossA, batch) // [batch, crossB..., cA]
 		if cb == nb {
-			g = TransposeAllAxes(g, append(append(append([]int{}, batch...), nb+nxb), iota(nb, nxb)...)...)
+			g = TransposeAllAxes(g, slices.Concat(batch, []int{nb + nxb}, iota(nb, nxb))...)
 		}
 	} else {
 		at := a
 		if ca != nb {
-			at = TransposeAllAxes(a, append(append(append([]int{}, batch...), ca), iota(nb, nxa)...)...)
+			at = TransposeAllAxes(a, slices.Concat(batch, []int{ca}, iota(nb, nxa))...)
 		}
 		g = DotGeneral(at, iota(nb+1, nxa), batch, v, iota(nb, nxa), batch) // [batch, cA, crossB...]
 		if cb != nb {
-			g = TransposeAllAxes(g, append(append(append([]int{}, batch...), iota(nb+1, nxb)...), nb)...)
+			g = TransposeAllAxes(g, slices.Concat(batch, iota(nb+1, nxb), []int{nb})...)
 		}
 	}
 	if !g.Shape().Equal(b.Shape()) {
