@@ -2,6 +2,7 @@ package vlm
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -104,72 +105,94 @@ func TestParityWithPyTorch(t *testing.T) {
 					t.Fatalf("pixel %d: %v, want %v", i, px[i], f.PixelValues.Values[i])
 				}
 			}
-			// Per-sample NLL, batched, and full logits of the samples that carry them.
-			b, err := v.Model.Config.BuildBatch(inputs, 16)
-			if err != nil {
-				t.Fatal(err)
-			}
-			nll, err := v.Model.NLL(b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			logits, err := v.Model.Logits(b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			vocab := v.Model.Config.Text.VocabSize
-			for i, fs := range f.Samples {
-				if b.Lengths[i] != fs.SeqLen {
-					t.Errorf("%s: spliced length %d, want %d", fs.ID, b.Lengths[i], fs.SeqLen)
-				}
-				if nll[i].Tokens != fs.Tokens {
-					t.Errorf("%s: %d supervised tokens, want %d", fs.ID, nll[i].Tokens, fs.Tokens)
-				}
-				// Every sample, the .jpg one included: data.LoadImage decodes JPEGs bit-exactly as
-				// PIL on libjpeg-turbo (package data/jpeg), so no decoder allowance is needed.
-				const tol = 1e-5
-				if fs.Tokens > 0 && math.Abs(nll[i].NLL-fs.NLL) > tol*math.Abs(fs.NLL) {
-					t.Errorf("%s: nll %.9f, want %.9f (rel %.2e)", fs.ID, nll[i].NLL, fs.NLL, math.Abs(nll[i].NLL-fs.NLL)/fs.NLL)
-				}
-				if fs.Logits == nil {
-					continue
-				}
-				maxAbs, maxDiff := 0.0, 0.0
-				for p, row := range fs.Logits {
-					for k, want := range row {
-						got := float64(logits[(i*b.L+p)*vocab+k])
-						maxAbs = math.Max(maxAbs, math.Abs(want))
-						maxDiff = math.Max(maxDiff, math.Abs(got-want))
+			// Both inference paths: one graph, and the softmax and activations on the
+			// host between graphs per layer part (tinyllava.Model.HostKernels).
+			for _, host := range []bool{false, true} {
+				v.Model.HostKernels = host
+				t.Run(fmt.Sprintf("hostkernels=%v", host), func(t *testing.T) {
+					// Per-sample NLL, batched, and full logits of the samples that carry them.
+					b, err := v.Model.Config.BuildBatch(inputs, 16)
+					if err != nil {
+						t.Fatal(err)
 					}
-				}
-				if maxDiff > 1e-4*maxAbs {
-					t.Errorf("%s: logits differ by %.3g (max |logit| %.3g, rel %.2e > 1e-4)", fs.ID, maxDiff, maxAbs, maxDiff/maxAbs)
-				} else {
-					t.Logf("%s: logits rel diff %.2e", fs.ID, maxDiff/maxAbs)
-				}
-			}
-			// Greedy generation with the KV cache, one case at a time and batched.
-			var genIn []tinyllava.Input
-			for _, g := range f.Generation {
-				img := ""
-				if g.Image != "" {
-					img = filepath.Join(images, g.Image)
-				}
-				in, err := v.PromptInput("gen", img, stripImage(g.Question))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !slices.Equal(in.IDs, g.InputIDs) {
-					t.Errorf("generation prompt ids\n got %v\nwant %v", in.IDs, g.InputIDs)
-				}
-				genIn = append(genIn, in)
-				_, ids, err := v.GenerateText([]tinyllava.Input{in}, tinyllava.GenerateOptions{MaxNewTokens: g.MaxNewTokens})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if want := trimStop(g.OutputIDs, g.Stop); !slices.Equal(ids[0], want) {
-					t.Errorf("greedy ids\n got %v\nwant %v", ids[0], want)
-				}
+					nll, err := v.Model.NLL(b)
+					if err != nil {
+						t.Fatal(err)
+					}
+					logits, err := v.Model.Logits(b)
+					if err != nil {
+						t.Fatal(err)
+					}
+					vocab := v.Model.Config.Text.VocabSize
+					for i, fs := range f.Samples {
+						if b.Lengths[i] != fs.SeqLen {
+							t.Errorf("%s: spliced length %d, want %d", fs.ID, b.Lengths[i], fs.SeqLen)
+						}
+						if nll[i].Tokens != fs.Tokens {
+							t.Errorf("%s: %d supervised tokens, want %d", fs.ID, nll[i].Tokens, fs.Tokens)
+						}
+						// Every sample, the .jpg one included: data.LoadImage decodes JPEGs bit-exactly as
+						// PIL on libjpeg-turbo (package data/jpeg), so no decoder allowance is needed.
+						const tol = 1e-5
+						if fs.Tokens > 0 && math.Abs(nll[i].NLL-fs.NLL) > tol*math.Abs(fs.NLL) {
+							t.Errorf("%s: nll %.9f, want %.9f (rel %.2e)", fs.ID, nll[i].NLL, fs.NLL, math.Abs(nll[i].NLL-fs.NLL)/fs.NLL)
+						}
+						if fs.Logits == nil {
+							continue
+						}
+						maxAbs, maxDiff := 0.0, 0.0
+						for p, row := range fs.Logits {
+							for k, want := range row {
+								got := float64(logits[(i*b.L+p)*vocab+k])
+								maxAbs = math.Max(maxAbs, math.Abs(want))
+								maxDiff = math.Max(maxDiff, math.Abs(got-want))
+							}
+						}
+						if maxDiff > 1e-4*maxAbs {
+							t.Errorf("%s: logits differ by %.3g (max |logit| %.3g, rel %.2e > 1e-4)", fs.ID, maxDiff, maxAbs, maxDiff/maxAbs)
+						} else {
+							t.Logf("%s: logits rel diff %.2e", fs.ID, maxDiff/maxAbs)
+						}
+					}
+					// Greedy generation with the KV cache, one case at a time and batched.
+					var genIn []tinyllava.Input
+					for _, g := range f.Generation {
+						img := ""
+						if g.Image != "" {
+							img = filepath.Join(images, g.Image)
+						}
+						in, err := v.PromptInput("gen", img, stripImage(g.Question))
+						if err != nil {
+							t.Fatal(err)
+						}
+						if !slices.Equal(in.IDs, g.InputIDs) {
+							t.Errorf("generation prompt ids\n got %v\nwant %v", in.IDs, g.InputIDs)
+						}
+						genIn = append(genIn, in)
+						_, ids, err := v.GenerateText([]tinyllava.Input{in}, tinyllava.GenerateOptions{MaxNewTokens: g.MaxNewTokens})
+						if err != nil {
+							t.Fatal(err)
+						}
+						if want := trimStop(g.OutputIDs, g.Stop); !slices.Equal(ids[0], want) {
+							t.Errorf("greedy ids\n got %v\nwant %v", ids[0], want)
+						}
+					}
+					// Batched: the prompts differ in length, so rows are left-padded under a mask.
+					if len(genIn) > 1 {
+						_, ids, err := v.GenerateText(genIn, tinyllava.GenerateOptions{MaxNewTokens: f.Generation[0].MaxNewTokens})
+						if err != nil {
+							t.Fatal(err)
+						}
+						for i, g := range f.Generation {
+							if g.MaxNewTokens != f.Generation[0].MaxNewTokens {
+								t.Fatalf("generation cases differ in max_new_tokens")
+							}
+							if want := trimStop(g.OutputIDs, g.Stop); !slices.Equal(ids[i], want) {
+								t.Errorf("batched greedy ids, row %d\n got %v\nwant %v", i, ids[i], want)
+							}
+						}
+					}
+				})
 			}
 		})
 	}

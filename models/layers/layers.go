@@ -200,25 +200,47 @@ func attentionBlocks(q, k, v, bias *Node, causal bool, parts int) *Node {
 // head). The scale is applied to q (Sq*D values rather than Sq*Skv scores) and the softmax is
 // SoftmaxLastAxis: one fused pass where the backend has one.
 func attentionCore(q, k, v, bias *Node) *Node {
+	return AttentionValues(SoftmaxLastAxis(AttentionScoresBias(q, k, bias)), v, q.Shape().Dimensions[2])
+}
+
+// AttentionScoresBias is AttentionScores plus the additive bias [B or 1, 1, Sq, Skv] (nil: none),
+// shaped [B, KVH, G, Sq, Skv] when there is a bias.
+func AttentionScoresBias(q, k, bias *Node) *Node {
+	scores := AttentionScores(q, k) // [B, KVH, G*Sq, Skv]
+	if bias == nil {
+		return scores
+	}
+	qd, kd, bd := q.Shape().Dimensions, k.Shape().Dimensions, bias.Shape().Dimensions
+	b, sq, h, skv, kvh := qd[0], qd[1], qd[2], kd[1], kd[2]
+	scores = Reshape(scores, b, kvh, h/kvh, sq, skv)
+	return Add(scores, Reshape(ConvertDType(bias, scores.DType()), bd[0], 1, 1, sq, skv))
+}
+
+// AttentionScores is the first half of attentionCore: q [B, Sq, H, D] (scaled by 1/sqrt(D)) times
+// k [B, Skv, KVH, D] in the heads-major layout, [B, KVH, G*Sq, Skv] with G = H/KVH (query head
+// kv*G + j at rows j*Sq..). Inference on the go backend runs the softmax between the halves on
+// the host (models/hostops).
+func AttentionScores(q, k *Node) *Node {
 	qd, kd := q.Shape().Dimensions, k.Shape().Dimensions
 	b, sq, h, d := qd[0], qd[1], qd[2], qd[3]
-	skv, kvh := kd[1], kd[2]
+	kvh := kd[2]
 	if h%kvh != 0 {
 		panic(fmt.Sprintf("layers.Attention: %d query heads are not a multiple of %d key/value heads", h, kvh))
 	}
-	g := h / kvh
 	q = MulScalar(q, 1/math.Sqrt(float64(d)))
-	q = Reshape(TransposeAllAxes(q, 0, 2, 1, 3), b, kvh, g*sq, d) // heads h = kv*g + j
-	k, v = TransposeAllAxes(k, 0, 2, 1, 3), TransposeAllAxes(v, 0, 2, 1, 3)
-	scores := Einsum("bkqd,bksd->bkqs", q, k) // [B, KVH, G*Sq, Skv]
-	if bias != nil {
-		bd := bias.Shape().Dimensions
-		scores = Reshape(scores, b, kvh, g, sq, skv)
-		scores = Add(scores, Reshape(ConvertDType(bias, scores.DType()), bd[0], 1, 1, sq, skv))
-	}
-	p := SoftmaxLastAxis(scores)
-	o := Einsum("bkqs,bksd->bkqd", Reshape(p, b, kvh, g*sq, skv), v)
-	return TransposeAllAxes(Reshape(o, b, h, sq, d), 0, 2, 1, 3)
+	q = Reshape(TransposeAllAxes(q, 0, 2, 1, 3), b, kvh, (h/kvh)*sq, d) // heads h = kv*g + j
+	return Einsum("bkqd,bksd->bkqs", q, TransposeAllAxes(k, 0, 2, 1, 3))
+}
+
+// AttentionValues is the second half of attentionCore: the attention weights p (any shape with
+// AttentionScores' B*KVH*G*Sq*Skv values) times v [B, Skv, KVH, D], for h query heads:
+// [B, Sq, H, D].
+func AttentionValues(p, v *Node, h int) *Node {
+	vd := v.Shape().Dimensions
+	b, skv, kvh, d := vd[0], vd[1], vd[2], vd[3]
+	gsq := p.Shape().Size() / (b * kvh * skv)
+	o := Einsum("bkqs,bksd->bkqd", Reshape(p, b, kvh, gsq, skv), TransposeAllAxes(v, 0, 2, 1, 3))
+	return TransposeAllAxes(Reshape(o, b, h, gsq/(h/kvh), d), 0, 2, 1, 3)
 }
 
 // RowBlocks applies fn, a function of inputs [B, L, ...] that treats each of the L positions on

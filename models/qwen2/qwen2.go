@@ -120,7 +120,7 @@ type Cache struct {
 // returned.
 func Forward(w layers.Weights, prefix string, c Config, embeds, positions, mask *Node, cache *Cache) (*Node, *Cache) {
 	x := embeds
-	cos, sin := layers.RotaryCosSin(positions, c.HeadDim(), c.RopeTheta)
+	cos, sin := Rotary(c, positions)
 	var next *Cache
 	var bias *Node // additive attention bias, shared by every layer
 	switch {
@@ -134,21 +134,11 @@ func Forward(w layers.Weights, prefix string, c Config, embeds, positions, mask 
 	if cache != nil {
 		next = &Cache{Pos: cache.Pos, Len: cache.Len}
 	}
-	hd := c.HeadDim()
 	for i := 0; i < c.NumHiddenLayers; i++ {
-		p := fmt.Sprintf("%smodel.layers.%d.", prefix, i)
-		a := p + "self_attn."
+		p := LayerPrefix(prefix, i)
 		// Everything but the attention itself works per position: two blocks of positions
 		// run side by side (layers.RowBlocks).
-		qkv := layers.RowBlocks(func(in []*Node) []*Node {
-			h := layers.RMSNorm(w(p+"input_layernorm.weight"), in[0], c.RMSNormEps)
-			d := h.Shape().Dimensions
-			proj := func(name string, heads int) *Node {
-				return Reshape(layers.LinearW(w, a+name, h, true), d[0], d[1], heads, hd)
-			}
-			q, k := proj("q_proj", c.NumAttentionHeads), proj("k_proj", c.NumKeyValueHeads)
-			return []*Node{layers.ApplyRotary(q, in[1], in[2]), layers.ApplyRotary(k, in[1], in[2]), proj("v_proj", c.NumKeyValueHeads)}
-		}, x, cos, sin)
+		qkv := layers.RowBlocks(func(in []*Node) []*Node { return projectQKV(w, p, c, in[0], in[1], in[2]) }, x, cos, sin)
 		var kc, vc *Node
 		if cache != nil && cache.K != nil {
 			kc, vc = cache.K[i], cache.V[i]
@@ -159,10 +149,7 @@ func Forward(w layers.Weights, prefix string, c Config, embeds, positions, mask 
 			next.V = append(next.V, vAll)
 		}
 		x = layers.RowBlocks(func(in []*Node) []*Node {
-			x, o := in[0], in[1]
-			d := o.Shape().Dimensions
-			x = Add(x, layers.LinearW(w, a+"o_proj", Reshape(o, d[0], d[1], c.HiddenSize), false))
-			h := layers.RMSNorm(w(p+"post_attention_layernorm.weight"), x, c.RMSNormEps)
+			x, h := postAttention(w, p, c, in[0], in[1])
 			var gate *Node
 			if c.Differentiated {
 				gate = layers.SiLU(layers.LinearW(w, p+"mlp.gate_proj", h, false))
@@ -170,10 +157,82 @@ func Forward(w layers.Weights, prefix string, c Config, embeds, positions, mask 
 				gate = layers.LinearSiLU(h, w(p+"mlp.gate_proj.weight"))
 			}
 			up := layers.LinearW(w, p+"mlp.up_proj", h, false)
-			return []*Node{Add(x, layers.LinearW(w, p+"mlp.down_proj", Mul(gate, up), false))}
+			return []*Node{mlpOut(w, p, x, Mul(gate, up))}
 		}, x, o)[0]
 	}
-	return layers.RMSNorm(w(prefix+"model.norm.weight"), x, c.RMSNormEps), next
+	return FinalNorm(w, prefix, c, x), next
+}
+
+// LayerPrefix is the name prefix of decoder layer i's tensors.
+func LayerPrefix(prefix string, i int) string { return fmt.Sprintf("%smodel.layers.%d.", prefix, i) }
+
+// FinalNorm is the decoder's final RMSNorm.
+func FinalNorm(w layers.Weights, prefix string, c Config, x *Node) *Node {
+	return layers.RMSNorm(w(prefix+"model.norm.weight"), x, c.RMSNormEps)
+}
+
+// Rotary returns RoPE's cos and sin at positions [B, L] (int32).
+func Rotary(c Config, positions *Node) (cos, sin *Node) {
+	return layers.RotaryCosSin(positions, c.HeadDim(), c.RopeTheta)
+}
+
+// projectQKV is input_layernorm, the q, k, v projections ([B, L, heads, head dim]) and RoPE on q
+// and k.
+func projectQKV(w layers.Weights, p string, c Config, x, cos, sin *Node) []*Node {
+	a := p + "self_attn."
+	h := layers.RMSNorm(w(p+"input_layernorm.weight"), x, c.RMSNormEps)
+	d := h.Shape().Dimensions
+	proj := func(name string, heads int) *Node {
+		return Reshape(layers.LinearW(w, a+name, h, true), d[0], d[1], heads, c.HeadDim())
+	}
+	q, k := proj("q_proj", c.NumAttentionHeads), proj("k_proj", c.NumKeyValueHeads)
+	return []*Node{layers.ApplyRotary(q, cos, sin), layers.ApplyRotary(k, cos, sin), proj("v_proj", c.NumKeyValueHeads)}
+}
+
+// postAttention adds o_proj(o) to x and returns it with post_attention_layernorm of the sum.
+func postAttention(w layers.Weights, p string, c Config, x, o *Node) (*Node, *Node) {
+	d := o.Shape().Dimensions
+	x = Add(x, layers.LinearW(w, p+"self_attn.o_proj", Reshape(o, d[0], d[1], c.HiddenSize), false))
+	return x, layers.RMSNorm(w(p+"post_attention_layernorm.weight"), x, c.RMSNormEps)
+}
+
+// mlpOut adds down_proj(a) to x (a = silu(gate) * up).
+func mlpOut(w layers.Weights, p string, x, a *Node) *Node {
+	return Add(x, layers.LinearW(w, p+"mlp.down_proj", a, false))
+}
+
+// The parts of one decoder layer, so that inference can run the decoder as three graphs per
+// layer with the softmax and SiLU on the host between them (tinyllava's host-kernel path):
+//
+//	scores, k, v    = AttentionScores(x)      softmax(scores) over keys <= query = p
+//	x1, gate, up    = PostAttention(x, p, v)  silu(gate) * up = a
+//	x2              = MLPOut(x1, a)
+//
+// Forward computes the same functions in one graph (without a cache or at prefill).
+
+// AttentionScores runs layer p's first part on x [B, L, hidden] with Rotary's cos and sin: the
+// scores [B, KVH, G*L, L] (or [B, KVH, G, L, L] with bias, see layers.AttentionScoresBias) of
+// the L queries against the L keys, and the keys (after RoPE) and values [B, L, KVH, head dim].
+// The causal mask is the caller's to apply; bias (nil: none) carries any other.
+func AttentionScores(w layers.Weights, p string, c Config, x, cos, sin, bias *Node) (scores, k, v *Node) {
+	qkv := layers.RowBlocks(func(in []*Node) []*Node { return projectQKV(w, p, c, in[0], in[1], in[2]) }, x, cos, sin)
+	return layers.AttentionScoresBias(qkv[0], qkv[1], bias), qkv[1], qkv[2]
+}
+
+// PostAttention runs layer p's second part: the attention output from the weights probs and v,
+// o_proj and the residual (x1), and the MLP's gate and up projections (gate before the SiLU).
+func PostAttention(w layers.Weights, p string, c Config, x, probs, v *Node) (x1, gate, up *Node) {
+	o := layers.AttentionValues(probs, v, c.NumAttentionHeads)
+	out := layers.RowBlocks(func(in []*Node) []*Node {
+		x1, h := postAttention(w, p, c, in[0], in[1])
+		return []*Node{x1, layers.LinearW(w, p+"mlp.gate_proj", h, false), layers.LinearW(w, p+"mlp.up_proj", h, false)}
+	}, x, o)
+	return out[0], out[1], out[2]
+}
+
+// MLPOut runs layer p's last part: x1 + down_proj(a).
+func MLPOut(w layers.Weights, p string, x1, a *Node) *Node {
+	return layers.RowBlocks(func(in []*Node) []*Node { return []*Node{mlpOut(w, p, in[0], in[1])} }, x1, a)[0]
 }
 
 // attend runs the attention of one layer over q [B, L, H, D] and the new keys and values

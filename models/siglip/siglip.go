@@ -94,6 +94,24 @@ func (c Config) LayersNeeded(featureLayer int) (int, error) {
 // Forward maps pixels [B, C, H, W] to the hidden states after numLayers encoder layers:
 // [B, numPatches, hidden].
 func Forward(w layers.Weights, prefix string, c Config, pixels *Node, numLayers int) *Node {
+	x := Embeddings(w, prefix, c, pixels)
+	for i := 0; i < numLayers; i++ {
+		l := LayerPrefix(prefix, i)
+		// Everything but the attention itself works per position: two blocks of positions
+		// run side by side (layers.RowBlocks).
+		qkv := layers.RowBlocks(func(in []*Node) []*Node { return projectQKV(w, l, c, in[0]) }, x)
+		o := layers.Attention(qkv[0], qkv[1], qkv[2], nil, false)
+		x = layers.RowBlocks(func(in []*Node) []*Node {
+			x, h := postAttention(w, l, c, in[0], in[1])
+			return []*Node{mlpOut(w, l, x, Activate(c.HiddenAct, h))}
+		}, x, o)[0]
+	}
+	return x
+}
+
+// Embeddings maps pixels [B, C, H, W] to the encoder's input [B, numPatches, hidden]: patch
+// embedding plus position embedding.
+func Embeddings(w layers.Weights, prefix string, c Config, pixels *Node) *Node {
 	dims := pixels.Shape().Dimensions
 	b, ch, p := dims[0], dims[1], c.PatchSize
 	n := c.ImageSize / p
@@ -110,35 +128,73 @@ func Forward(w layers.Weights, prefix string, c Config, pixels *Node, numLayers 
 	e := prefix + "vision_model.embeddings."
 	kernel := Reshape(w(e+"patch_embedding.weight"), c.HiddenSize, ch*p*p)
 	x = layers.Linear(x, kernel, w(e+"patch_embedding.bias"))
-	x = Add(x, InsertAxes(w(e+"position_embedding.weight"), 0))
-	heads := c.NumAttentionHeads
-	hd := c.HiddenSize / heads
-	for i := 0; i < numLayers; i++ {
-		l := fmt.Sprintf("%svision_model.encoder.layers.%d.", prefix, i)
-		a := l + "self_attn."
-		// Everything but the attention itself works per position: two blocks of positions
-		// run side by side (layers.RowBlocks).
-		qkv := layers.RowBlocks(func(in []*Node) []*Node {
-			h := layers.LayerNorm(w, l+"layer_norm1", in[0], c.LayerNormEps)
-			d := h.Shape().Dimensions
-			proj := func(name string) *Node { return Reshape(layers.LinearW(w, a+name, h, true), d[0], d[1], heads, hd) }
-			return []*Node{proj("q_proj"), proj("k_proj"), proj("v_proj")}
-		}, x)
-		o := layers.Attention(qkv[0], qkv[1], qkv[2], nil, false)
-		x = layers.RowBlocks(func(in []*Node) []*Node {
-			x, o := in[0], in[1]
-			d := o.Shape().Dimensions
-			x = Add(x, layers.LinearW(w, a+"out_proj", Reshape(o, d[0], d[1], c.HiddenSize), true))
-			h := layers.LayerNorm(w, l+"layer_norm2", x, c.LayerNormEps)
-			h = layers.LinearW(w, l+"mlp.fc1", h, true)
-			h = activate(c.HiddenAct, h)
-			return []*Node{Add(x, layers.LinearW(w, l+"mlp.fc2", h, true))}
-		}, x, o)[0]
-	}
-	return x
+	return Add(x, InsertAxes(w(e+"position_embedding.weight"), 0))
 }
 
-func activate(name string, x *Node) *Node {
+// LayerPrefix is the name prefix of encoder layer i's tensors.
+func LayerPrefix(prefix string, i int) string {
+	return fmt.Sprintf("%svision_model.encoder.layers.%d.", prefix, i)
+}
+
+// The parts of one encoder layer, so that inference can run it as three graphs with the softmax
+// and the activation on the host between them (tinyllava's host-kernel path):
+//
+//	scores, v = AttentionScores(x)     softmax(scores) = p
+//	x1, h     = PostAttention(x, p, v) act(h) = a
+//	x2        = MLPOut(x1, a)
+//
+// Forward computes the same functions in one graph.
+
+// projectQKV is layer_norm1 and the q, k, v projections: [B, L, heads, head dim] each.
+func projectQKV(w layers.Weights, l string, c Config, x *Node) []*Node {
+	h := layers.LayerNorm(w, l+"layer_norm1", x, c.LayerNormEps)
+	d := h.Shape().Dimensions
+	heads := c.NumAttentionHeads
+	proj := func(name string) *Node {
+		return Reshape(layers.LinearW(w, l+"self_attn."+name, h, true), d[0], d[1], heads, c.HiddenSize/heads)
+	}
+	return []*Node{proj("q_proj"), proj("k_proj"), proj("v_proj")}
+}
+
+// postAttention adds out_proj(o) to x and returns it with fc1(layer_norm2(x)), before the
+// activation.
+func postAttention(w layers.Weights, l string, c Config, x, o *Node) (*Node, *Node) {
+	d := o.Shape().Dimensions
+	x = Add(x, layers.LinearW(w, l+"self_attn.out_proj", Reshape(o, d[0], d[1], c.HiddenSize), true))
+	h := layers.LayerNorm(w, l+"layer_norm2", x, c.LayerNormEps)
+	return x, layers.LinearW(w, l+"mlp.fc1", h, true)
+}
+
+// mlpOut adds fc2(a) to x (a: fc1's output after the activation).
+func mlpOut(w layers.Weights, l string, x, a *Node) *Node {
+	return Add(x, layers.LinearW(w, l+"mlp.fc2", a, true))
+}
+
+// AttentionScores runs layer l's first part on x [B, L, hidden]: the attention scores
+// [B, heads, L, L] (layers.AttentionScores) and the values v [B, L, heads, head dim].
+func AttentionScores(w layers.Weights, l string, c Config, x *Node) (scores, v *Node) {
+	qkv := layers.RowBlocks(func(in []*Node) []*Node { return projectQKV(w, l, c, in[0]) }, x)
+	return layers.AttentionScores(qkv[0], qkv[1]), qkv[2]
+}
+
+// PostAttention runs layer l's second part: the attention output from the softmaxed scores p and
+// v, out_proj and the residual (x1), and fc1 of layer_norm2 before the activation (h).
+func PostAttention(w layers.Weights, l string, c Config, x, p, v *Node) (x1, h *Node) {
+	o := layers.AttentionValues(p, v, c.NumAttentionHeads)
+	out := layers.RowBlocks(func(in []*Node) []*Node {
+		x1, h := postAttention(w, l, c, in[0], in[1])
+		return []*Node{x1, h}
+	}, x, o)
+	return out[0], out[1]
+}
+
+// MLPOut runs layer l's last part: x1 + fc2(a), a the activated fc1 output.
+func MLPOut(w layers.Weights, l string, x1, a *Node) *Node {
+	return layers.RowBlocks(func(in []*Node) []*Node { return []*Node{mlpOut(w, l, in[0], in[1])} }, x1, a)[0]
+}
+
+// Activate applies the named hidden_act (see Validate).
+func Activate(name string, x *Node) *Node {
 	switch name {
 	case "gelu":
 		return layers.GeluErf(x)

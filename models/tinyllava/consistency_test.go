@@ -42,6 +42,15 @@ func randomImage(c *Config, rng *rand.Rand) []float32 {
 	return v
 }
 
+// bothPaths runs fn on the model with each inference path: one graph, and the host kernels
+// between graphs per layer part (HostKernels, whatever this build's default).
+func bothPaths(t *testing.T, m *Model, fn func(t *testing.T)) {
+	for _, host := range []bool{false, true} {
+		m.HostKernels = host
+		t.Run(map[bool]string{false: "graph", true: "hostkernels"}[host], fn)
+	}
+}
+
 func argmaxRow(v []float32) int {
 	best := 0
 	for i := range v {
@@ -64,6 +73,11 @@ func TestGenerateMatchesRecompute(t *testing.T) {
 		{ID: "c", IDs: []int{ImageTokenIndex, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13}, Images: [][]float32{randomImage(c, rng)}},
 	}
 	const steps = 6
+	bothPaths(t, m, func(t *testing.T) { generateMatchesRecompute(t, m, inputs, steps) })
+}
+
+func generateMatchesRecompute(t *testing.T, m *Model, inputs []Input, steps int) {
+	c := m.Config
 	got, err := m.Generate(inputs, GenerateOptions{MaxNewTokens: steps})
 	if err != nil {
 		t.Fatal(err)
@@ -111,6 +125,11 @@ func TestNLLMatchesLogits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	bothPaths(t, m, func(t *testing.T) { nllMatchesLogits(t, m, b) })
+}
+
+func nllMatchesLogits(t *testing.T, m *Model, b *Batch) {
+	c := m.Config
 	got, err := m.NLL(b)
 	if err != nil {
 		t.Fatal(err)
@@ -261,4 +280,57 @@ func TestPatchEmbeddingIgnoresRemainder(t *testing.T) {
 			t.Fatalf("logit %d: %v (18 px) vs %v (16 px crop)", i, l18[i], l16[i])
 		}
 	}
+}
+
+// The host-kernel path must give the one-graph path's logits (float32 both; the kernels' exp is
+// within 2 ulp) on shapes where the vector kernels and the row blocks are used: rows longer than
+// a vector, two images, more than 128 positions.
+func TestHostKernelsMatchGraph(t *testing.T) {
+	c, err := ParseConfig([]byte(`{"model_type":"tinyllava","connector_type":"mlp2x_gelu",
+	 "tokenizer_model_max_length":512,
+	 "text_config":{"model_type":"qwen2","vocab_size":300,"hidden_size":64,"intermediate_size":96,
+	   "num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"rope_theta":10000,
+	   "rms_norm_eps":1e-6,"tie_word_embeddings":false,"max_position_embeddings":512},
+	 "vision_config":{"model_type":"siglip_vision_model","hidden_size":32,"intermediate_size":80,
+	   "num_hidden_layers":3,"num_attention_heads":2,"image_size":64,"patch_size":8,"layer_norm_eps":1e-6}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(c, RandomParams(c, 0.2, 7), engine.MustBackend(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(8, 9))
+	ids := []int{ImageTokenIndex, 5}
+	for i := 0; i < 40; i++ {
+		ids = append(ids, 10+i)
+	}
+	ids = append(ids, ImageTokenIndex, 7, 8, 9)
+	inputs := []Input{
+		{ID: "two images", IDs: ids, Images: [][]float32{randomImage(c, rng), randomImage(c, rng)}},
+		{ID: "text", IDs: []int{4, 12, 13, 14, 15}},
+	}
+	b, err := c.BuildBatch(inputs, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.L < 128 {
+		t.Fatalf("batch length %d: the test wants the row blocks (>= 128 positions)", b.L)
+	}
+	logits := map[bool][]float32{}
+	for _, host := range []bool{false, true} {
+		m.HostKernels = host
+		if logits[host], err = m.Logits(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	maxAbs, maxDiff := 0.0, 0.0
+	for i, g := range logits[false] {
+		maxAbs = math.Max(maxAbs, math.Abs(float64(g)))
+		maxDiff = math.Max(maxDiff, math.Abs(float64(logits[true][i]-g)))
+	}
+	if maxDiff > 1e-5*maxAbs {
+		t.Fatalf("host-kernel logits differ from the graph's by %.3g (max |logit| %.3g)", maxDiff, maxAbs)
+	}
+	t.Logf("max |diff| %.3g, max |logit| %.3g", maxDiff, maxAbs)
 }

@@ -83,32 +83,14 @@ func (m *Model) Generate(inputs []Input, opts GenerateOptions) ([][]int, error) 
 	np := len(m.Params.Used)
 	nl := c.Text.NumHiddenLayers
 
-	prefill, err := m.exec(fmt.Sprintf("prefill/img=%v", numImages > 0), func() (*Exec, error) {
-		return NewExec(m.Backend, func(in []*Node) []*Node {
-			w := Weights(m.Params.Used, in[:np])
-			bn, rest := BatchInputs(in[np:], numImages > 0)
-			g := bn.IDs.Graph()
-			var imgEmb *Node
-			if bn.Pixels != nil {
-				imgEmb = c.Project(w, c.VisionFeatures(w, bn.Pixels))
-			}
-			emb := c.Embed(w, bn.IDs, bn.ImageSel, bn.IsImage, imgEmb)
-			d := emb.Shape().Dimensions
-			lm := rest[0].Shape().Dimensions[3]
-			cache := &qwen2.Cache{Pos: ScalarZero(g, bn.Positions.DType()), Len: lm}
-			h, next := c.LLMCached(w, emb, bn.Positions, rest[0], cache)
-			last := SliceAxis(h, 1, AxisElem(d[1]-1))
-			out := []*Node{Reshape(c.Logits(w, last), d[0], c.Text.VocabSize)}
-			out = append(out, next.K...)
-			return append(out, next.V...)
-		})
-	})
-	if err != nil {
-		return nil, err
+	maskT := tensors.FromFlatDataAndDimensions(mask, B, P, 1, lmax)
+	var out []*tensors.Tensor
+	var err error
+	if m.HostKernels {
+		out, err = m.prefillHost(batch, mask, lmax)
+	} else {
+		out, err = m.prefillGraph(batch, maskT)
 	}
-	args := append(m.ParamArgs(), batch.Args(c)...)
-	args = append(args, tensors.FromFlatDataAndDimensions(mask, B, P, 1, lmax))
-	out, err := prefill.Exec(args...)
 	if err != nil {
 		return nil, fmt.Errorf("prefill: %w", err)
 	}
@@ -196,6 +178,66 @@ func (m *Model) Generate(inputs []Input, opts GenerateOptions) ([][]int, error) 
 		logits, caches = out[0], out[1:]
 	}
 	return result, nil
+}
+
+// prefillGraph runs a generation prefill as one graph: the last position's logits [B, V], then
+// every layer's keys, then every layer's values (the KV cache, [B, Lmax, KVH, head dim]).
+func (m *Model) prefillGraph(batch *Batch, mask *tensors.Tensor) ([]*tensors.Tensor, error) {
+	c := m.Config
+	np := len(m.Params.Used)
+	numImages := batch.NumImages
+	prefill, err := m.exec(fmt.Sprintf("prefill/img=%v", numImages > 0), func() (*Exec, error) {
+		return NewExec(m.Backend, func(in []*Node) []*Node {
+			w := Weights(m.Params.Used, in[:np])
+			bn, rest := BatchInputs(in[np:], numImages > 0)
+			g := bn.IDs.Graph()
+			var imgEmb *Node
+			if f := c.ImageFeatures(w, bn); f != nil {
+				imgEmb = c.Project(w, f)
+			}
+			emb := c.Embed(w, bn.IDs, bn.ImageSel, bn.IsImage, imgEmb)
+			d := emb.Shape().Dimensions
+			lm := rest[0].Shape().Dimensions[3]
+			cache := &qwen2.Cache{Pos: ScalarZero(g, bn.Positions.DType()), Len: lm}
+			h, next := c.LLMCached(w, emb, bn.Positions, rest[0], cache)
+			last := SliceAxis(h, 1, AxisElem(d[1]-1))
+			out := []*Node{Reshape(c.Logits(w, last), d[0], c.Text.VocabSize)}
+			out = append(out, next.K...)
+			return append(out, next.V...)
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return prefill.Exec(append(append(m.ParamArgs(), batch.Args(c)...), mask)...)
+}
+
+// prefillHost is prefillGraph through hostHidden (HostKernels); mask is prefillGraph's, flat.
+func (m *Model) prefillHost(batch *Batch, mask []bool, lmax int) ([]*tensors.Tensor, error) {
+	c := m.Config
+	np := len(m.Params.Used)
+	x, ks, vs, err := m.hostHidden(batch, mask, lmax)
+	if err != nil {
+		return nil, err
+	}
+	e, err := m.exec("prefill/host", func() (*Exec, error) {
+		return NewExec(m.Backend, func(in []*Node) *Node {
+			w := Weights(m.Params.Used, in[:np])
+			h := in[np]
+			d := h.Shape().Dimensions
+			last := c.FinalNorm(w, SliceAxis(h, 1, AxisElem(d[1]-1)))
+			return Reshape(c.Logits(w, last), d[0], c.Text.VocabSize)
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	out, err := e.Exec(append(m.ParamArgs(), x)...)
+	x.FinalizeAll()
+	if err != nil {
+		return nil, err
+	}
+	return append(append(out, ks...), vs...), nil
 }
 
 // pick chooses the next token: argmax (first maximum) when greedy, else temperature + top-p

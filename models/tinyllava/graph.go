@@ -18,7 +18,12 @@ import (
 // under the "patch" strategy.
 func (c *Config) VisionFeatures(w layers.Weights, pixels *Node) *Node {
 	n, _ := c.Vision.LayersNeeded(c.VisionFeatureLayer)
-	h := siglip.Forward(w, VisionPrefix, c.Vision, pixels, n)
+	return c.SelectFeatures(siglip.Forward(w, VisionPrefix, c.Vision, pixels, n))
+}
+
+// SelectFeatures applies the select strategy to the vision tower's output [N, patches, hidden]:
+// "patch" drops token 0.
+func (c *Config) SelectFeatures(h *Node) *Node {
 	if c.VisionFeatureSelectStrategy == "patch" {
 		h = SliceAxis(h, 1, AxisRangeToEnd(1))
 	}
@@ -56,6 +61,11 @@ func (c *Config) LLMCached(w layers.Weights, embeds, positions, mask *Node, cach
 	return qwen2.Forward(w, LLMPrefix, c.Text, embeds, positions, mask, cache)
 }
 
+// FinalNorm is the decoder's final norm, for hidden states computed outside a graph's LLM.
+func (c *Config) FinalNorm(w layers.Weights, x *Node) *Node {
+	return qwen2.FinalNorm(w, LLMPrefix, c.Text, x)
+}
+
 // Logits projects hidden states to vocabulary logits.
 func (c *Config) Logits(w layers.Weights, hidden *Node) *Node {
 	return qwen2.LMHead(w, LLMPrefix, c.Text, hidden)
@@ -64,15 +74,26 @@ func (c *Config) Logits(w layers.Weights, hidden *Node) *Node {
 // BatchNodes are a Batch's tensors inside a graph.
 type BatchNodes struct {
 	Pixels, IDs, ImageSel, IsImage, Positions *Node // Pixels nil when the batch has no image
+	// TowerOut, when set instead of Pixels, is the vision tower's output computed outside the
+	// graph (hidden_states[vision_feature_layer], before the select strategy).
+	TowerOut *Node
+}
+
+// ImageFeatures returns the batch's selected vision features [N, F, vision hidden] (from the
+// pixels, or from TowerOut), or nil when the batch has no image.
+func (c *Config) ImageFeatures(w layers.Weights, b BatchNodes) *Node {
+	switch {
+	case b.TowerOut != nil:
+		return c.SelectFeatures(b.TowerOut)
+	case b.Pixels != nil:
+		return c.VisionFeatures(w, b.Pixels)
+	}
+	return nil
 }
 
 // Hidden runs vision tower, connector and LLM over a batch: final hidden states [B, L, hidden].
 func (c *Config) Hidden(w layers.Weights, b BatchNodes) *Node {
-	var features *Node
-	if b.Pixels != nil {
-		features = c.VisionFeatures(w, b.Pixels)
-	}
-	return c.HiddenFromFeatures(w, features, b)
+	return c.HiddenFromFeatures(w, c.ImageFeatures(w, b), b)
 }
 
 // HiddenFromFeatures runs this model's connector and LLM over a batch whose vision features

@@ -11,19 +11,20 @@ import (
 // Logits runs the model over a batch and returns the logits [B, L, V] as a flat slice.
 func (m *Model) Logits(b *Batch) ([]float32, error) {
 	c := m.Config
-	key := fmt.Sprintf("logits/img=%v", b.NumImages > 0)
-	e, err := m.exec(key, func() (*Exec, error) {
-		np := len(m.Params.Used)
+	args, variant, front, err := m.inferenceFront(b)
+	if err != nil {
+		return nil, err
+	}
+	e, err := m.exec("logits/"+variant, func() (*Exec, error) {
 		return NewExec(m.Backend, func(in []*Node) *Node {
-			w := Weights(m.Params.Used, in[:np])
-			bn, _ := BatchInputs(in[np:], b.NumImages > 0)
-			return c.Logits(w, c.Hidden(w, bn))
+			w, h, _ := front(in)
+			return c.Logits(w, h)
 		})
 	})
 	if err != nil {
 		return nil, err
 	}
-	out, err := e.Exec(append(m.ParamArgs(), b.Args(c)...)...)
+	out, err := e.Exec(args...)
 	if err != nil {
 		return nil, fmt.Errorf("running the model: %w", err)
 	}
@@ -75,13 +76,13 @@ type SampleNLL struct {
 func (m *Model) NLL(b *Batch) ([]SampleNLL, error) {
 	c := m.Config
 	pos, targets, weights := b.Supervised(32)
-	key := fmt.Sprintf("nll/img=%v", b.NumImages > 0)
-	e, err := m.exec(key, func() (*Exec, error) {
-		np := len(m.Params.Used)
+	args, variant, front, err := m.inferenceFront(b)
+	if err != nil {
+		return nil, err
+	}
+	e, err := m.exec("nll/"+variant, func() (*Exec, error) {
 		return NewExec(m.Backend, func(in []*Node) *Node {
-			w := Weights(m.Params.Used, in[:np])
-			bn, rest := BatchInputs(in[np:], b.NumImages > 0)
-			h := c.Hidden(w, bn)
+			w, h, rest := front(in)
 			d := h.Shape().Dimensions
 			h = Gather(Reshape(h, d[0]*d[1], d[2]), InsertAxes(rest[0], -1))
 			return CrossEntropy(c.Logits(w, h), rest[1])
@@ -90,7 +91,6 @@ func (m *Model) NLL(b *Batch) ([]SampleNLL, error) {
 	if err != nil {
 		return nil, err
 	}
-	args := append(m.ParamArgs(), b.Args(c)...)
 	args = append(args, tensors.FromFlatDataAndDimensions(pos, len(pos)), tensors.FromFlatDataAndDimensions(targets, len(targets)))
 	out, err := e.Exec(args...)
 	if err != nil {

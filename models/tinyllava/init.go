@@ -37,7 +37,9 @@ func New(cfg *Config, t map[string]*tensors.Tensor, backend compute.Backend) (*M
 		p.Used = append(p.Used, n)
 	}
 	sort.Strings(p.Used)
-	return &Model{Config: cfg, Params: p, Backend: backend, execs: map[string]*graph.Exec{}}, nil
+	m := &Model{Config: cfg, Params: p, Backend: backend, execs: map[string]*graph.Exec{}}
+	m.HostKernels = hostKernelsDefault(m)
+	return m, nil
 }
 
 // RandomParams initialises every tensor of cfg as transformers does for training from scratch:

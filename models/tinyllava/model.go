@@ -23,6 +23,10 @@ type Model struct {
 	Config  *Config
 	Params  *Params
 	Backend compute.Backend
+	// HostKernels runs inference as graphs per layer part with the softmax and activations on
+	// the host between them (host.go). New sets it where that is faster: the go backend with
+	// vector kernels.
+	HostKernels bool
 
 	mu    sync.Mutex
 	execs map[string]*graph.Exec
@@ -171,10 +175,46 @@ func (b *Batch) Args(c *Config) []any {
 		tensors.FromFlatDataAndDimensions(b.Positions, b.B, b.L))
 }
 
+// inferenceFront prepares b for an inference graph: its arguments (the used parameters, then
+// the batch's tensors), the graph variant's key suffix, and the function that gives, inside the
+// graph, the weights, the decoder's final hidden states [B, L, hidden] and the remaining inputs.
+// With HostKernels the model runs up to the decoder's last layer outside (hostHidden), and the
+// graph takes that output instead of the batch.
+func (m *Model) inferenceFront(b *Batch) (args []any, variant string, front func(in []*graph.Node) (layers.Weights, *graph.Node, []*graph.Node), err error) {
+	c := m.Config
+	np := len(m.Params.Used)
+	if m.HostKernels {
+		x, _, _, err := m.hostHidden(b, nil, 0)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		front = func(in []*graph.Node) (layers.Weights, *graph.Node, []*graph.Node) {
+			w := Weights(m.Params.Used, in[:np])
+			return w, c.FinalNorm(w, in[np]), in[np+1:]
+		}
+		return append(m.ParamArgs(), x), "host", front, nil
+	}
+	front = func(in []*graph.Node) (layers.Weights, *graph.Node, []*graph.Node) {
+		w := Weights(m.Params.Used, in[:np])
+		bn, rest := BatchInputs(in[np:], b.NumImages > 0)
+		return w, c.Hidden(w, bn), rest
+	}
+	return append(m.ParamArgs(), b.Args(c)...), fmt.Sprintf("img=%v", b.NumImages > 0), front, nil
+}
+
 // BatchInputs splits graph inputs laid out by Batch.args back into BatchNodes.
 func BatchInputs(in []*graph.Node, hasImages bool) (BatchNodes, []*graph.Node) {
+	return batchInputs(in, hasImages, false)
+}
+
+// batchInputs is BatchInputs where the first input may be the vision tower's output instead of
+// the pixels (features).
+func batchInputs(in []*graph.Node, hasImages, features bool) (BatchNodes, []*graph.Node) {
 	var b BatchNodes
-	if hasImages {
+	switch {
+	case hasImages && features:
+		b.TowerOut, in = in[0], in[1:]
+	case hasImages:
 		b.Pixels, in = in[0], in[1:]
 	}
 	b.IDs, b.ImageSel, b.IsImage, b.Positions = in[0], in[1], in[2], in[3]
