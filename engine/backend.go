@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"strings"
 	"sync"
 
@@ -120,13 +122,52 @@ func MustBackend(name string) compute.Backend {
 	return b
 }
 
-// TuneGC lowers the Go garbage collector's target (unless GOGC is set) for processes that hold
+// TuneGC sets the Go garbage collector's target (unless GOGC is set) for processes that hold
 // model weights. The pure-Go backend keeps weights and activations on the Go heap; with the
 // default GOGC=100 the heap may grow to twice the live weights before a collection, so peak RSS
-// would be ~2x the float32 weight size. The weights are pointer-free buffers, so collections
-// stay cheap at a low percentage.
+// would be ~2x the float32 weight size. After every collection the target is set so that the
+// next one starts once the heap has grown by 10% of the live heap or gcFloor, whichever is
+// more: big models keep peak RSS near 1.1x their weights (the weights are pointer-free buffers,
+// so collections stay cheap), and small ones (tests, the demo's models, a few MB of live heap)
+// are not collected every few steps.
 func TuneGC() {
-	if _, set := os.LookupEnv("GOGC"); !set {
-		debug.SetGCPercent(10)
+	if _, set := os.LookupEnv("GOGC"); set {
+		return
 	}
+	debug.SetGCPercent(gcPercent(liveHeap()))
+	armGCTuner()
 }
+
+// gcFloor is the least heap growth between two collections under TuneGC.
+const gcFloor = 256 << 20
+
+// gcPercent is GOGC for a live heap of live bytes: growth max(10%, gcFloor), at most 1000%.
+func gcPercent(live uint64) int {
+	if live == 0 {
+		return 1000
+	}
+	return int(min(1000, max(10, gcFloor*100/live)))
+}
+
+var liveSample = []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+
+// liveHeap is the heap marked live by the last collection.
+func liveHeap() uint64 {
+	metrics.Read(liveSample)
+	if liveSample[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return liveSample[0].Value.Uint64()
+}
+
+// armGCTuner re-targets the collector after the next collection, and again after each one: a
+// finalizer runs once per cycle that finds its object unreachable.
+func armGCTuner() {
+	s := new(gcSentinel)
+	runtime.SetFinalizer(s, func(*gcSentinel) {
+		debug.SetGCPercent(gcPercent(liveHeap()))
+		armGCTuner()
+	})
+}
+
+type gcSentinel struct{ _ [16]byte } // not zero-sized: those may share an address and never be freed
