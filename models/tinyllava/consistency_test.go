@@ -1,6 +1,7 @@
 package tinyllava
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -8,21 +9,36 @@ import (
 	"github.com/switchkd/switchkd/engine"
 )
 
-// tinyConfig is a small random model used for self-consistency tests (the PyTorch parity
-// tests live in parity_test.go).
-func tinyConfig(t *testing.T) *Config {
+// testShape is the shape of a random test model: LLM widths, vision widths, image and patch size.
+type testShape struct {
+	vocab, hidden, inter, layers, heads, kvHeads   int
+	vHidden, vInter, vLayers, vHeads, image, patch int
+	tied                                           bool
+}
+
+// testConfig builds the config.json of a random TinyLLaVA-Qwen2-SigLIP model of shape s.
+func testConfig(t testing.TB, s testShape) *Config {
 	t.Helper()
-	c, err := ParseConfig([]byte(`{"model_type":"tinyllava","connector_type":"mlp2x_gelu",
-	 "tokenizer_model_max_length":128,
-	 "text_config":{"model_type":"qwen2","vocab_size":97,"hidden_size":32,"intermediate_size":48,
-	   "num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"rope_theta":10000,
-	   "rms_norm_eps":1e-6,"tie_word_embeddings":true,"max_position_embeddings":512},
-	 "vision_config":{"model_type":"siglip_vision_model","hidden_size":16,"intermediate_size":24,
-	   "num_hidden_layers":2,"num_attention_heads":2,"image_size":16,"patch_size":4,"layer_norm_eps":1e-6}}`))
+	c, err := ParseConfig([]byte(fmt.Sprintf(`{"model_type":"tinyllava","connector_type":"mlp2x_gelu",
+	 "tokenizer_model_max_length":2048,
+	 "text_config":{"model_type":"qwen2","vocab_size":%d,"hidden_size":%d,"intermediate_size":%d,
+	   "num_hidden_layers":%d,"num_attention_heads":%d,"num_key_value_heads":%d,"rope_theta":10000,
+	   "rms_norm_eps":1e-6,"tie_word_embeddings":%v,"max_position_embeddings":2048},
+	 "vision_config":{"model_type":"siglip_vision_model","hidden_size":%d,"intermediate_size":%d,
+	   "num_hidden_layers":%d,"num_attention_heads":%d,"image_size":%d,"patch_size":%d,"layer_norm_eps":1e-6}}`,
+		s.vocab, s.hidden, s.inter, s.layers, s.heads, s.kvHeads, s.tied,
+		s.vHidden, s.vInter, s.vLayers, s.vHeads, s.image, s.patch)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// tinyConfig is a small random model used for self-consistency tests (the PyTorch parity
+// tests live in vlm/parity_test.go).
+func tinyConfig(t *testing.T) *Config {
+	return testConfig(t, testShape{vocab: 97, hidden: 32, inter: 48, layers: 2, heads: 4, kvHeads: 2,
+		vHidden: 16, vInter: 24, vLayers: 2, vHeads: 2, image: 16, patch: 4, tied: true})
 }
 
 func tinyModel(t *testing.T) *Model {
@@ -286,16 +302,8 @@ func TestPatchEmbeddingIgnoresRemainder(t *testing.T) {
 // within 2 ulp) on shapes where the vector kernels and the row blocks are used: rows longer than
 // a vector, two images, more than 128 positions.
 func TestHostKernelsMatchGraph(t *testing.T) {
-	c, err := ParseConfig([]byte(`{"model_type":"tinyllava","connector_type":"mlp2x_gelu",
-	 "tokenizer_model_max_length":512,
-	 "text_config":{"model_type":"qwen2","vocab_size":300,"hidden_size":64,"intermediate_size":96,
-	   "num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"rope_theta":10000,
-	   "rms_norm_eps":1e-6,"tie_word_embeddings":false,"max_position_embeddings":512},
-	 "vision_config":{"model_type":"siglip_vision_model","hidden_size":32,"intermediate_size":80,
-	   "num_hidden_layers":3,"num_attention_heads":2,"image_size":64,"patch_size":8,"layer_norm_eps":1e-6}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testConfig(t, testShape{vocab: 300, hidden: 64, inter: 96, layers: 2, heads: 4, kvHeads: 2,
+		vHidden: 32, vInter: 80, vLayers: 3, vHeads: 2, image: 64, patch: 8})
 	m, err := New(c, RandomParams(c, 0.2, 7), engine.MustBackend(""))
 	if err != nil {
 		t.Fatal(err)

@@ -13,24 +13,15 @@ import (
 // path's per-layer executions are not paid back by faster kernels, and larger.
 func BenchmarkInferencePaths(b *testing.B) {
 	for _, sz := range []struct {
-		name                                   string
-		vHidden, vInter, vLayers, image, patch int
-		hidden, inter, layers                  int
+		name  string
+		shape testShape
 	}{
-		{"demo", 64, 256, 4, 64, 8, 128, 320, 3},
-		{"mid", 256, 1024, 4, 224, 16, 512, 1536, 4},
+		{"demo", testShape{vocab: 1000, hidden: 128, inter: 320, layers: 3, heads: 4, kvHeads: 2,
+			vHidden: 64, vInter: 256, vLayers: 5, vHeads: 4, image: 64, patch: 8, tied: true}},
+		{"mid", testShape{vocab: 1000, hidden: 512, inter: 1536, layers: 4, heads: 4, kvHeads: 2,
+			vHidden: 256, vInter: 1024, vLayers: 5, vHeads: 4, image: 224, patch: 16, tied: true}},
 	} {
-		c, err := ParseConfig([]byte(fmt.Sprintf(`{"model_type":"tinyllava","connector_type":"mlp2x_gelu",
-		 "tokenizer_model_max_length":2048,
-		 "text_config":{"model_type":"qwen2","vocab_size":1000,"hidden_size":%d,"intermediate_size":%d,
-		   "num_hidden_layers":%d,"num_attention_heads":4,"num_key_value_heads":2,"rope_theta":10000,
-		   "rms_norm_eps":1e-6,"tie_word_embeddings":true,"max_position_embeddings":2048},
-		 "vision_config":{"model_type":"siglip_vision_model","hidden_size":%d,"intermediate_size":%d,
-		   "num_hidden_layers":%d,"num_attention_heads":4,"image_size":%d,"patch_size":%d,"layer_norm_eps":1e-6}}`,
-			sz.hidden, sz.inter, sz.layers, sz.vHidden, sz.vInter, sz.vLayers+1, sz.image, sz.patch)))
-		if err != nil {
-			b.Fatal(err)
-		}
+		c := testConfig(b, sz.shape)
 		m, err := New(c, RandomParams(c, 0.02, 1), engine.MustBackend(""))
 		if err != nil {
 			b.Fatal(err)
