@@ -61,6 +61,9 @@ func runBench(dir, backend string, promptTokens, newTokens, batch, repeat int) e
 		weights += t.Shape().Size() * 4
 	}
 	res["float32_weights_gib"] = float64(weights) / (1 << 30)
+	// Which inference path runs the prefill (docs/BENCHMARKS.md): graphs per layer part with host
+	// kernels between them, or one graph.
+	res["host_kernels"] = v.Model.HostKernels
 	ids := benchPrompt(v, promptTokens)
 	c := v.Model.Config
 	rng := rand.New(rand.NewPCG(0, 0))
