@@ -35,7 +35,7 @@ func Losses(student, teacher *tinyllava.Model, obj Objective, samples []Sample, 
 			return nil, err
 		}
 	}
-	execs := map[[2]bool]*Exec{}
+	execs := map[graphKey]*Exec{}
 	var out []SampleLoss
 	for start := 0; start < len(samples); start += batch {
 		group := samples[start:min(start+batch, len(samples))]
@@ -51,10 +51,10 @@ func Losses(student, teacher *tinyllava.Model, obj Objective, samples []Sample, 
 		if err != nil {
 			return nil, err
 		}
-		key := [2]bool{p.Student.NumImages > 0, p.Teacher != nil && p.Teacher.NumImages > 0}
+		key := p.key()
 		e := execs[key]
 		if e == nil {
-			if e, err = NewExec(student.Backend, sg.buildLosses(key[0], key[1])); err != nil {
+			if e, err = NewExec(student.Backend, sg.buildLosses(key)); err != nil {
 				return nil, err
 			}
 			execs[key] = e

@@ -2,6 +2,7 @@ package train
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -47,6 +48,21 @@ type Pair struct {
 	KDStudent, KDTeacher []int32
 	KDWeights            []float32
 	CETokens, KDTokens   int
+}
+
+// graphKey names the variant of the step (or losses) graph a micro-batch needs: whether the
+// student and teacher batches carry pixels, and whether the KD rows are the CE rows (the usual
+// case: teacher and student supervise the same answer tokens), so the student's LM head runs
+// over those rows once.
+type graphKey struct{ sImg, tImg, kdIsCE bool }
+
+// key returns the graph variant p needs.
+func (p *Pair) key() graphKey {
+	return graphKey{
+		sImg:   p.Student.NumImages > 0,
+		tImg:   p.Teacher != nil && p.Teacher.NumImages > 0,
+		kdIsCE: p.Teacher != nil && slices.Equal(p.KDStudent, p.CEPos),
+	}
 }
 
 func padTo(n, bucket int) int {
@@ -126,7 +142,8 @@ type terms struct {
 // needed), then CEPos, CETargets, CEWeights, ceScale, [KDStudent, KDTeacher, KDWeights, kdScale].
 // grad says whether the graph will be differentiated (the student and the switch path then use
 // ops whose gradients need no recomputation).
-func (s *stepGraph) forward(in []*Node, sHasImg, tHasImg, grad bool) terms {
+func (s *stepGraph) forward(in []*Node, key graphKey, grad bool) terms {
+	sHasImg, tHasImg := key.sImg, key.tImg
 	sc, sNames := s.student.Config, s.student.Params.Used
 	if grad {
 		sc = sc.Differentiable()
@@ -171,9 +188,10 @@ func (s *stepGraph) forward(in []*Node, sHasImg, tHasImg, grad bool) terms {
 	}
 	hsFlat := flatten(sc.HiddenFromFeatures(r.ws, features, sb))
 	// The student's LM head runs once, over the CE rows and (when aligning) the KD rows
-	// together: one vocabulary-sized weight gradient instead of two plus their sum.
+	// together: one vocabulary-sized weight gradient instead of two plus their sum. When the
+	// KD rows are the CE rows, over those rows alone.
 	rows := cePos
-	if s.needTeacher() && s.useAlign() {
+	if s.needTeacher() && s.useAlign() && !key.kdIsCE {
 		rows = Concatenate([]*Node{cePos, kdS}, 0)
 	}
 	zAll := sc.Logits(r.ws, gatherRows(hsFlat, rows))
@@ -186,7 +204,11 @@ func (s *stepGraph) forward(in []*Node, sHasImg, tHasImg, grad bool) terms {
 	cut := func(x *Node) *Node { return SliceAxis(x, -1, AxisRange(0, v)) }
 	zt := StopGradient(cut(tc.Logits(wt, gatherRows(flatten(tc.Hidden(wt, tb)), kdT))))
 	if s.useAlign() {
-		zs := cut(SliceAxis(zAll, 0, AxisRangeToEnd(nCE)))
+		zs := zAll
+		if !key.kdIsCE {
+			zs = SliceAxis(zAll, 0, AxisRangeToEnd(nCE))
+		}
+		zs = cut(zs)
 		r.align = perPosition(s.obj.Align, zt, zs, r.kdW, s.obj)
 	}
 	if s.useVSD() {
@@ -200,9 +222,9 @@ func (s *stepGraph) forward(in []*Node, sHasImg, tHasImg, grad bool) terms {
 
 // build returns the gradient graph function (inputs as forward). Outputs: the gradients of the
 // scaled total w.r.t. the trainable parameters, then the three unscaled term sums (float64).
-func (s *stepGraph) build(sHasImg, tHasImg bool) func([]*Node) []*Node {
+func (s *stepGraph) build(key graphKey) func([]*Node) []*Node {
 	return func(in []*Node) []*Node {
-		r := s.forward(in, sHasImg, tHasImg, true)
+		r := s.forward(in, key, true)
 		g := r.ce.Graph()
 		ceSum := weightedSum(r.ce, r.ceW)
 		total := Mul(ceSum, MulScalar(r.ceScale, s.obj.WCE))
@@ -232,9 +254,9 @@ func (s *stepGraph) build(sHasImg, tHasImg bool) func([]*Node) []*Node {
 
 // buildLosses returns a forward-only graph (inputs as forward) whose outputs are the
 // per-position ce [Nce], align [Nkd] and vsd [Nkd] (zeros for unused terms).
-func (s *stepGraph) buildLosses(sHasImg, tHasImg bool) func([]*Node) []*Node {
+func (s *stepGraph) buildLosses(key graphKey) func([]*Node) []*Node {
 	return func(in []*Node) []*Node {
-		r := s.forward(in, sHasImg, tHasImg, false)
+		r := s.forward(in, key, false)
 		align, vsd := r.align, r.vsd
 		if align == nil {
 			align = ZerosLike(r.ce)

@@ -250,9 +250,7 @@ func (t *Trainer) onBackend() error {
 // pairGrads runs the gradient graph on one chunk: the gradients of the trainable parameters,
 // then the three term sums.
 func (t *Trainer) pairGrads(c *compiled, p *Pair, ceScale, kdScale float64) ([]*tensors.Tensor, error) {
-	sImg := p.Student.NumImages > 0
-	tImg := p.Teacher != nil && p.Teacher.NumImages > 0
-	e, err := t.gradExec(c, sImg, tImg)
+	e, err := t.gradExec(c, p.key())
 	if err != nil {
 		return nil, err
 	}
@@ -274,7 +272,7 @@ func (t *Trainer) pairGrads(c *compiled, p *Pair, ceScale, kdScale float64) ([]*
 // compiled holds a stage's executables.
 type compiled struct {
 	sg   *stepGraph
-	grad map[[2]bool]*Exec
+	grad map[graphKey]*Exec
 	// The optimizer runs as concurrent groups of parameters (indices into sg.trainable), each
 	// with an executable for its gradients' sum of squares and one for its AdamW update (none
 	// when AdamW runs on the host).
@@ -294,7 +292,7 @@ func (t *Trainer) newStepGraph(st Stage) (*compiled, error) {
 	if len(sg.trainable) == 0 {
 		return nil, fmt.Errorf("stage %q: the trained modules %v hold no parameters the model uses", st.Name, st.Train)
 	}
-	c := &compiled{sg: sg, teacher: sg.needTeacher(), grad: map[[2]bool]*Exec{}}
+	c := &compiled{sg: sg, teacher: sg.needTeacher(), grad: map[graphKey]*Exec{}}
 	var err error
 	names := sg.trainable
 	n := len(names)
@@ -336,16 +334,15 @@ func (t *Trainer) newStepGraph(st Stage) (*compiled, error) {
 	return c, err
 }
 
-// gradExec returns the gradient executable for a micro-batch's image layout (whether the
-// student and teacher batches carry pixels), compiled on first use.
-func (t *Trainer) gradExec(c *compiled, sImg, tImg bool) (*Exec, error) {
+// gradExec returns the gradient executable for a micro-batch's graph variant (graphKey),
+// compiled on first use.
+func (t *Trainer) gradExec(c *compiled, key graphKey) (*Exec, error) {
 	c.gradMu.Lock()
 	defer c.gradMu.Unlock()
-	key := [2]bool{sImg, tImg}
 	if e, ok := c.grad[key]; ok {
 		return e, nil
 	}
-	e, err := NewExec(t.Student.Backend, c.sg.build(sImg, tImg))
+	e, err := NewExec(t.Student.Backend, c.sg.build(key))
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 
@@ -309,8 +310,8 @@ func TestTiedEmbeddingGradientIsOneScatter(t *testing.T) {
 	var grads [2][]*tensors.Tensor
 	for k, unfused := range []bool{false, true} {
 		c.sg.unfusedGrads = unfused
-		c.grad = map[[2]bool]*Exec{}
-		build := c.sg.build(true, true)
+		c.grad = map[graphKey]*Exec{}
+		build := c.sg.build(p.key())
 		var typ NodeType
 		e, err := NewExec(student.Backend, func(in []*Node) []*Node {
 			out := build(in)
@@ -320,7 +321,7 @@ func TestTiedEmbeddingGradientIsOneScatter(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.grad[[2]bool{true, true}] = e
+		c.grad[p.key()] = e
 		if grads[k], err = tr.pairGrads(c, p, 0.1, 0.1); err != nil {
 			t.Fatal(err)
 		}
@@ -340,4 +341,94 @@ func TestTiedEmbeddingGradientIsOneScatter(t *testing.T) {
 			}
 		}
 	}
+}
+
+// When the KD rows are the CE rows (teacher and student supervise the same answer tokens), the
+// student's LM head runs over them once; the gradients and term sums equal those of the graph
+// that runs it over the CE rows and the KD rows separately.
+func TestSharedLMHeadRows(t *testing.T) {
+	tr, _, student := newTrainer(t, t.TempDir(), 1, DefaultObjective(), []Module{Vision, Connector, LLM})
+	if err := tr.validate(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := tr.newStepGraph(tr.Stages[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := dataset(student.Config)[:2]
+	p, err := NewPair(student.Config, tr.Teacher.Config, []tinyllava.Input{items[0].Student, items[1].Student},
+		[]tinyllava.Input{items[0].Teacher, items[1].Teacher}, 8, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := p.key()
+	if !key.kdIsCE {
+		t.Fatalf("same answer tokens in both layouts, but the KD rows %v differ from the CE rows %v", p.KDStudent, p.CEPos)
+	}
+	var outs [2][]*tensors.Tensor
+	for i, shared := range []bool{true, false} {
+		k := key
+		k.kdIsCE = shared
+		e, err := NewExec(student.Backend, c.sg.build(k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.grad = map[graphKey]*Exec{key: e} // pairGrads asks for p.key()
+		if outs[i], err = tr.pairGrads(c, p, 0.1, 0.1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	names := append(append([]string(nil), c.sg.trainable...), "ce sum", "align sum", "vsd sum")
+	// Gradients that are 0 in exact arithmetic (k_proj's bias: softmax ignores a shift of every
+	// score) are rounding noise on either side: compare against the largest gradient too.
+	var global float64
+	for i := range c.sg.trainable {
+		for _, x := range tensorValues(outs[1][i]) {
+			global = math.Max(global, math.Abs(x))
+		}
+	}
+	for i, n := range names {
+		a, b := tensorValues(outs[0][i]), tensorValues(outs[1][i])
+		var scale float64
+		for _, x := range b {
+			scale = math.Max(scale, math.Abs(x))
+		}
+		for j := range a {
+			if d := math.Abs(a[j] - b[j]); d > 1e-5*scale+1e-7*global {
+				t.Fatalf("%s[%d]: %g with the shared rows, %g with separate ones", n, j, a[j], b[j])
+			}
+		}
+	}
+	// A teacher that supervises one token less in a row: the KD rows are then a subset of the
+	// CE rows, and the graph keeps them apart.
+	short := items[0].Teacher
+	short.Labels = append([]int(nil), short.Labels...)
+	for i := len(short.Labels) - 1; i >= 0; i-- {
+		if short.Labels[i] != tinyllava.IgnoreIndex {
+			short.Labels[i] = tinyllava.IgnoreIndex
+			break
+		}
+	}
+	q, err := NewPair(student.Config, tr.Teacher.Config, []tinyllava.Input{items[0].Student, items[1].Student},
+		[]tinyllava.Input{short, items[1].Teacher}, 8, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.key().kdIsCE {
+		t.Fatalf("KD rows %v (teacher one token short) taken for the CE rows %v", q.KDStudent, q.CEPos)
+	}
+}
+
+// tensorValues returns a float32 or float64 tensor's values as float64.
+func tensorValues(x *tensors.Tensor) []float64 {
+	var out []float64
+	switch x.DType() {
+	case dtypes.Float64:
+		out = tensors.MustCopyFlatData[float64](x)
+	default:
+		for _, v := range tensors.MustCopyFlatData[float32](x) {
+			out = append(out, float64(v))
+		}
+	}
+	return out
 }
