@@ -280,10 +280,9 @@ func TestWorkersSplitMicroBatches(t *testing.T) {
 	}
 }
 
-// The step graph's gradient of the student's tied embedding is one ScatterSum into the LM
-// head's gradient (layers.ScatterIntoSum), and every gradient equals the one GoMLX builds
-// without the rewrite.
-func TestTiedEmbeddingGradientIsOneScatter(t *testing.T) {
+// stepSetup returns a trainer with the default objective over all modules, its first stage's
+// step graph, the first two dataset items and their micro-batch.
+func stepSetup(t *testing.T) (*Trainer, *tinyllava.Model, *compiled, *Pair, []Sample) {
 	tr, _, student := newTrainer(t, t.TempDir(), 1, DefaultObjective(), []Module{Vision, Connector, LLM})
 	if err := tr.validate(); err != nil {
 		t.Fatal(err)
@@ -298,6 +297,14 @@ func TestTiedEmbeddingGradientIsOneScatter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return tr, student, c, p, items
+}
+
+// The step graph's gradient of the student's tied embedding is one ScatterSum into the LM
+// head's gradient (layers.ScatterIntoSum), and every gradient equals the one GoMLX builds
+// without the rewrite.
+func TestTiedEmbeddingGradientIsOneScatter(t *testing.T) {
+	tr, student, c, p, _ := stepSetup(t)
 	embed := -1
 	for i, n := range c.sg.trainable {
 		if n == "language_model.model.embed_tokens.weight" {
@@ -347,20 +354,7 @@ func TestTiedEmbeddingGradientIsOneScatter(t *testing.T) {
 // student's LM head runs over them once; the gradients and term sums equal those of the graph
 // that runs it over the CE rows and the KD rows separately.
 func TestSharedLMHeadRows(t *testing.T) {
-	tr, _, student := newTrainer(t, t.TempDir(), 1, DefaultObjective(), []Module{Vision, Connector, LLM})
-	if err := tr.validate(); err != nil {
-		t.Fatal(err)
-	}
-	c, err := tr.newStepGraph(tr.Stages[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	items := dataset(student.Config)[:2]
-	p, err := NewPair(student.Config, tr.Teacher.Config, []tinyllava.Input{items[0].Student, items[1].Student},
-		[]tinyllava.Input{items[0].Teacher, items[1].Teacher}, 8, 8)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr, student, c, p, items := stepSetup(t)
 	key := p.key()
 	if !key.kdIsCE {
 		t.Fatalf("same answer tokens in both layouts, but the KD rows %v differ from the CE rows %v", p.KDStudent, p.CEPos)
