@@ -17,13 +17,15 @@ import (
 
 // Vector reports whether this build and CPU have the vector kernels. Without them the host
 // kernels are no faster than the backend's own, and callers keep the single-graph path.
-func Vector() bool { return vectorSoftmax != nil }
+func Vector() bool { return vector }
 
-// Set by hostops_simd.go where the CPU has AVX-512. Each processes a whole slice.
+// The kernels, each over a whole slice: the scalar loops, replaced (and vector set) by
+// hostops_simd.go where the CPU has AVX-512.
 var (
-	vectorSoftmax func(row []float32)
-	vectorGelu    func(x []float32)
-	vectorSiLUMul func(gate, up []float32)
+	vector      bool
+	softmaxRow  = softmaxScalar
+	geluSlice   = geluScalar
+	siluMulPair = siluMulScalar
 )
 
 const (
@@ -96,12 +98,7 @@ func SoftmaxRows(x []float32, n int) {
 	rows := len(x) / n
 	parallel(rows, max(1, 1<<16/n), func(lo, hi int) {
 		for r := lo; r < hi; r++ {
-			row := x[r*n : (r+1)*n]
-			if vectorSoftmax != nil {
-				vectorSoftmax(row)
-			} else {
-				softmaxScalar(row)
-			}
+			softmaxRow(x[r*n : (r+1)*n])
 		}
 	})
 }
@@ -133,11 +130,7 @@ func CausalSoftmaxRowsMasked(x []float32, n, rowsPerBatch int, masked [][]int32)
 					row[j] = MaskedScore
 				}
 			}
-			if vectorSoftmax != nil {
-				vectorSoftmax(row[:q+1])
-			} else {
-				softmaxScalar(row[:q+1])
-			}
+			softmaxRow(row[:q+1])
 			clear(row[q+1:])
 		}
 	})
@@ -146,13 +139,7 @@ func CausalSoftmaxRowsMasked(x []float32, n, rowsPerBatch int, masked [][]int32)
 // GeluTanh replaces x by GELU's tanh approximation (gelu_pytorch_tanh), computed as
 // x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3), which equals 0.5 x (1 + tanh(u)).
 func GeluTanh(x []float32) {
-	parallel(len(x), 1<<14, func(lo, hi int) {
-		if vectorGelu != nil {
-			vectorGelu(x[lo:hi])
-		} else {
-			geluScalar(x[lo:hi])
-		}
-	})
+	parallel(len(x), 1<<14, func(lo, hi int) { geluSlice(x[lo:hi]) })
 }
 
 // SiLUMul replaces gate by silu(gate) * up (Qwen2's MLP before down_proj).
@@ -160,13 +147,7 @@ func SiLUMul(gate, up []float32) {
 	if len(gate) != len(up) {
 		panic("hostops.SiLUMul: gate and up differ in length")
 	}
-	parallel(len(gate), 1<<14, func(lo, hi int) {
-		if vectorSiLUMul != nil {
-			vectorSiLUMul(gate[lo:hi], up[lo:hi])
-		} else {
-			siluMulScalar(gate[lo:hi], up[lo:hi])
-		}
-	})
+	parallel(len(gate), 1<<14, func(lo, hi int) { siluMulPair(gate[lo:hi], up[lo:hi]) })
 }
 
 // parallel runs fn over [0, n) cut into one contiguous range per core (none smaller than

@@ -8,9 +8,8 @@ import "simd/archsimd"
 // polynomial. Row tails shorter than a vector go through the scalar loop.
 func init() {
 	if archsimd.X86.AVX512() {
-		vectorSoftmax = softmaxAVX512
-		vectorGelu = geluAVX512
-		vectorSiLUMul = siluMulAVX512
+		vector = true
+		softmaxRow, geluSlice, siluMulPair = softmaxAVX512, geluAVX512, siluMulAVX512
 	}
 }
 

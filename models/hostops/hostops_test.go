@@ -11,9 +11,9 @@ func bothPaths(t *testing.T, fn func(t *testing.T)) {
 	t.Run("built", fn)
 	if Vector() {
 		t.Run("scalar", func(t *testing.T) {
-			s, g, m := vectorSoftmax, vectorGelu, vectorSiLUMul
-			vectorSoftmax, vectorGelu, vectorSiLUMul = nil, nil, nil
-			defer func() { vectorSoftmax, vectorGelu, vectorSiLUMul = s, g, m }()
+			s, g, m := softmaxRow, geluSlice, siluMulPair
+			softmaxRow, geluSlice, siluMulPair = softmaxScalar, geluScalar, siluMulScalar
+			defer func() { softmaxRow, geluSlice, siluMulPair = s, g, m }()
 			fn(t)
 		})
 	}
