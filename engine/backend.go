@@ -149,15 +149,15 @@ func gcPercent(live uint64) int {
 	return int(min(1000, max(10, gcFloor*100/live)))
 }
 
-var liveSample = []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-
-// liveHeap is the heap marked live by the last collection.
+// liveHeap is the heap marked live by the last collection. (Its own sample each call: the tuner
+// reads it on the finalizer goroutine.)
 func liveHeap() uint64 {
-	metrics.Read(liveSample)
-	if liveSample[0].Value.Kind() != metrics.KindUint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
 		return 0
 	}
-	return liveSample[0].Value.Uint64()
+	return s[0].Value.Uint64()
 }
 
 // armGCTuner re-targets the collector after the next collection, and again after each one: a

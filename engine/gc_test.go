@@ -30,7 +30,7 @@ func TestGCPercent(t *testing.T) {
 // few MiB, so the cap.
 func TestTuneGCRetargetsAfterCollections(t *testing.T) {
 	t.Setenv("GOGC", "")
-	if err := unsetenv("GOGC"); err != nil {
+	if err := os.Unsetenv("GOGC"); err != nil {
 		t.Fatal(err)
 	}
 	old := debug.SetGCPercent(37)
@@ -50,5 +50,3 @@ func TestTuneGCRetargetsAfterCollections(t *testing.T) {
 		}
 	}
 }
-
-func unsetenv(k string) error { return os.Unsetenv(k) }
