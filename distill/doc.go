@@ -17,7 +17,9 @@
 // 151936), so top-M selection is done by TopMIndices, an exact sort-free tournament (ArgMax over
 // strided blocks, then M small rounds); full-vocabulary losses use the fused softmax, matrix-vector
 // row sums and hand-written gradients (see vocab.go). The pair terms are computed on the gathered
-// M-window only. Figures are in bench_test.go's header and the package report.
+// M-window only, and without the [N, M, M] pair matrix: pairs inside blocks of 8 one by one, pairs
+// across blocks through per-block sums (pairMarginals; exact for any finite spread). Figures are
+// in bench_test.go's header and docs/BENCHMARKS.md.
 //
 // Conventions added where the spec is silent (mirrored by reference/losses_ref.py):
 //   - -inf entries of a leader's window are never selected: the knee is taken over the finite head

@@ -70,13 +70,15 @@ func gatherBoth(x, i1, i2 *Node) (*Node, *Node) {
 // KL(Q || P) (DBiLD), otherwise KL(P || Q) (BiLD). k [N] int32 is the number of leading entries
 // used. Rows with k < 2 have no pairs and give 0. Computed in float64; result [N] float64.
 //
-// Only sv gets a gradient. It is written by hand (A, B the pair logits, D = B - A):
+// Only sv gets a gradient. It is written by hand (A, B the pair logits, D = B - A, δ = the
+// difference of the scaled values, so D_ij = δ_i - δ_j):
 //
 //	reverse: dL/dB = Q ⊙ (D - sum Q D);  forward: dL/dB = Q - P;
-//	dL/dsv_i = (sum_j dL/dB_ij - sum_j dL/dB_ji) / tau,
+//	dL/dsv_i = (sum_{j>i} dL/dB_ij - sum_{j<i} dL/dB_ji) / tau,
 //
 // and attached as y = y0 + sum_i w_i (sv_i - StopGradient(sv_i)) with y0 and w = dL/dsv behind
-// StopGradient, which keeps autodiff out of the [N, M, M] graph.
+// StopGradient, which keeps autodiff out of the pair arithmetic. Both only need each pair
+// distribution's row and column marginals and their δ-weighted versions (pairMarginals).
 func pairKL(tv, sv, k *Node, tau float64, reverse bool) *Node {
 	g := tv.Graph()
 	n, m := tv.Shape().Dimensions[0], tv.Shape().Dimensions[1]
@@ -89,39 +91,155 @@ func pairKL(tv, sv, k *Node, tau float64, reverse bool) *Node {
 	// Rows without pairs use the pair (0, 1) so that nothing is NaN; their result is zeroed below.
 	hasPairs := GreaterOrEqual(k, Scalar(g, dtypes.Int32, 2))
 	kk := Where(hasPairs, k, BroadcastToDims(Scalar(g, dtypes.Int32, 2), n))
-	ii := Iota(g, shapes.Make(dtypes.Int32, n, m, m), 1)
-	jj := Iota(g, shapes.Make(dtypes.Int32, n, m, m), 2)
-	valid := LogicalAnd(LessThan(ii, jj), LessThan(jj, BroadcastToDims(Reshape(kk, n, 1, 1), n, m, m)))
-	bc := func(r *Node) *Node { return BroadcastToDims(Reshape(r, n, 1, 1), n, m, m) } // [N] -> [N, M, M]
-	diff := func(v *Node) *Node {
-		a := BroadcastToDims(Reshape(v, n, m, 1), n, m, m)
-		b := BroadcastToDims(Reshape(v, n, 1, m), n, m, m)
-		return MulScalar(Sub(a, b), 1/tau)
-	}
-	A, B := diff(tv), diff(svc) // [N, M, M]
-	negInf := BroadcastToDims(Infinity(g, dtypes.Float64, -1), n, m, m)
-	// logZ and the softmax over the valid pairs.
-	soft := func(x *Node) (logZ, p *Node) {
-		xm := Where(valid, x, negInf)
-		mx := ReduceMax(xm, 1, 2)
-		e := Exp(Sub(xm, bc(mx)))
-		s := ReduceSum(e, 1, 2)
-		return Add(mx, Log(s)), Div(e, bc(s))
-	}
-	lzA, P := soft(A)
-	lzB, Q := soft(B)
-	var y0, dB *Node
-	if reverse { // sum Q (log Q - log P) = sum Q (B - A) - lzB + lzA
-		kq := ReduceSum(Mul(Q, Sub(B, A)), 1, 2)
-		y0 = Add(kq, Sub(lzA, lzB))
-		dB = Mul(Q, Sub(Sub(B, A), bc(kq)))
-	} else { // sum P (log P - log Q) = sum P (A - B) - lzA + lzB
-		y0 = Add(ReduceSum(Mul(P, Sub(A, B)), 1, 2), Sub(lzB, lzA))
-		dB = Sub(Q, P)
-	}
-	w := MulScalar(Sub(ReduceSum(dB, 2), ReduceSum(dB, 1)), 1/tau) // [N, M]
-	y := Add(y0, ReduceSum(Mul(StopGradient(w), Sub(sv, svc)), 1))
+	y0, w := pairTerms(MulScalar(tv, 1/tau), MulScalar(svc, 1/tau), kk, tau, reverse)
+	y := Add(StopGradient(y0), ReduceSum(Mul(StopGradient(w), Sub(sv, svc)), 1))
 	return Where(hasPairs, y, ZerosLike(y))
+}
+
+// pairTerms returns the divergence y0 [N] and its gradient w [N, M] in sv from alpha = tv/tau
+// and beta = sv/tau ([N, M] float64, finite), pairs i < j < kk.
+func pairTerms(alpha, beta, kk *Node, tau float64, reverse bool) (y0, w *Node) {
+	g := alpha.Graph()
+	n, m := alpha.Shape().Dimensions[0], alpha.Shape().Dimensions[1]
+	head := LessThan(Iota(g, shapes.Make(dtypes.Int32, n, m), 1), BroadcastToDims(InsertAxes(kk, -1), n, m))
+	delta := Sub(beta, alpha)
+	// Pair differences do not see a common shift of δ; centring it keeps the sums below small.
+	delta = Where(head, Sub(delta, BroadcastToDims(Slice(delta, AxisRange(), AxisRange(0, 1)), n, m)), ZerosLike(delta))
+	q := pairMarginals(beta, delta, kk)
+	if reverse { // KL(Q || P) = sum Q D - lzB + lzA
+		lzA := pairMarginals(alpha, nil, kk).lz
+		kq := Sub(ReduceSum(Mul(delta, q.rowMass), 1), ReduceSum(Mul(delta, q.colMass), 1)) // sum Q D
+		y0 = Add(kq, Sub(lzA, q.lz))
+		kqc := BroadcastToDims(InsertAxes(kq, -1), n, m)
+		rows := Sub(Mul(Sub(delta, kqc), q.rowMass), q.rowDelta) // sum_{j>i} Q_ij (D_ij - KQ)
+		cols := Sub(q.colDelta, Mul(Add(delta, kqc), q.colMass)) // sum_{i<j} Q_ij (D_ij - KQ)
+		w = MulScalar(Sub(rows, cols), 1/tau)
+	} else { // KL(P || Q) = -sum P D - lzA + lzB
+		p := pairMarginals(alpha, delta, kk)
+		kp := Sub(ReduceSum(Mul(delta, p.rowMass), 1), ReduceSum(Mul(delta, p.colMass), 1))
+		y0 = Sub(Sub(q.lz, p.lz), kp)
+		w = MulScalar(Sub(Sub(q.rowMass, p.rowMass), Sub(q.colMass, p.colMass)), 1/tau)
+	}
+	return y0, w
+}
+
+// pairBlock is the block size of pairMarginals.
+const pairBlock = 8
+
+// marginals of the distribution pi_ij = exp(x_i - x_j) / Z over the pairs i < j of a row's head:
+// lz = log Z [N]; rowMass_i = sum_{j>i} pi_ij, colMass_j = sum_{i<j} pi_ij, rowDelta_i =
+// sum_{j>i} pi_ij δ_j and colDelta_j = sum_{i<j} pi_ij δ_i ([N, M]; the δ ones only when δ is
+// given). The head of a row is its first kk entries.
+type marginals struct{ lz, rowMass, colMass, rowDelta, colDelta *Node }
+
+// pairMarginals computes the marginals without the [N, M, M] pair matrix: the row is cut into
+// blocks of pairBlock entries. Pairs inside a block are taken one by one ([N, B, b, b]). For a
+// pair across blocks p < q, exp(x_i - x_j) = exp(c_p - d_q) e_i f_j with c_p the max of block
+// p, d_q the min of block q, e_i = exp(x_i - c_p) and f_j = exp(d_q - x_j) in (0, 1], so the
+// cross pairs reduce to per-block sums of e, f, eδ and fδ and a [N, B, B] block-pair matrix.
+// Every factor is taken against its own block's max or min, which is in the same block and so
+// precedes (or follows) every partner of the other block: an e_i or f_j that underflows belongs
+// to a pair term at most e^-708 times another term of the same sum. So any finite logits work,
+// including the 2^122-scale differences of clamped -inf (no cap on the spread), in O(M·b + M²/b²).
+func pairMarginals(x, delta, kk *Node) marginals {
+	g := x.Graph()
+	n, m := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
+	bs := min(pairBlock, m)
+	nb := (m + bs - 1) / bs
+	if mp := nb * bs; mp != m { // pad to whole blocks, outside the head
+		x = Pad(x, ScalarZero(g, dtypes.Float64), padAxis(0, 0), padAxis(0, mp-m))
+		if delta != nil {
+			delta = Pad(delta, ScalarZero(g, dtypes.Float64), padAxis(0, 0), padAxis(0, mp-m))
+		}
+	}
+	head := LessThan(Iota(g, shapes.Make(dtypes.Int32, n, nb*bs), 1), BroadcastToDims(InsertAxes(kk, -1), n, nb*bs))
+	f64 := dtypes.Float64
+	negInf := Infinity(g, f64, -1)
+	x3, h3 := Reshape(x, n, nb, bs), Reshape(head, n, nb, bs)
+	// Pairs inside a block: [N, B, b (i), b (j)]; the head is a prefix, so i < j and j in the head
+	// is enough.
+	x4i := BroadcastToDims(Reshape(x3, n, nb, bs, 1), n, nb, bs, bs)
+	x4j := BroadcastToDims(Reshape(x3, n, nb, 1, bs), n, nb, bs, bs)
+	ordered := LessThan(Iota(g, shapes.Make(dtypes.Int32, n, nb, bs, bs), 2), Iota(g, shapes.Make(dtypes.Int32, n, nb, bs, bs), 3))
+	valid := LogicalAnd(ordered, BroadcastToDims(Reshape(h3, n, nb, 1, bs), n, nb, bs, bs))
+	within := Where(valid, Sub(x4i, x4j), BroadcastToDims(negInf, n, nb, bs, bs))
+	if nb == 1 { // one block: the pairs one by one, nothing across
+		mx := ReduceMax(Reshape(within, n, bs*bs), 1)
+		ew := Exp(Sub(within, BroadcastToDims(Reshape(mx, n, 1, 1, 1), n, 1, bs, bs)))
+		z := ReduceSum(ew, 1, 2, 3)
+		pw := Div(ew, BroadcastToDims(Reshape(z, n, 1, 1, 1), n, 1, bs, bs))
+		return blockMarginals(Add(mx, Log(z)), pw, delta, n, m, nil)
+	}
+	// Per-block factors. Blocks with no head entry get c = d = 0 and e = f = 0.
+	nonEmpty := Reshape(Slice(h3, AxisRange(), AxisRange(), AxisRange(0, 1)), n, nb) // head is a prefix
+	c := ReduceMax(Where(h3, x3, BroadcastToDims(negInf, n, nb, bs)), 2)
+	d := ReduceMin(Where(h3, x3, BroadcastToDims(Infinity(g, f64, 1), n, nb, bs)), 2)
+	zeroB := Zeros(g, shapes.Make(f64, n, nb))
+	c, d = Where(nonEmpty, c, zeroB), Where(nonEmpty, d, zeroB)
+	zero3 := Zeros(g, shapes.Make(f64, n, nb, bs))
+	e := Where(h3, Exp(Sub(x3, BroadcastToDims(InsertAxes(c, -1), n, nb, bs))), zero3)
+	f := Where(h3, Exp(Sub(BroadcastToDims(InsertAxes(d, -1), n, nb, bs), x3)), zero3)
+	eSum, fSum := ReduceSum(e, 2), ReduceSum(f, 2) // [N, B], >= 1 on non-empty blocks
+	// Block pairs p < q, both non-empty: their pairs sum to exp(c_p - d_q) eSum_p fSum_q.
+	pq := LogicalAnd(
+		LessThan(Iota(g, shapes.Make(dtypes.Int32, n, nb, nb), 1), Iota(g, shapes.Make(dtypes.Int32, n, nb, nb), 2)),
+		LogicalAnd(BroadcastToDims(Reshape(nonEmpty, n, nb, 1), n, nb, nb), BroadcastToDims(Reshape(nonEmpty, n, 1, nb), n, nb, nb)))
+	cd := Sub(BroadcastToDims(Reshape(c, n, nb, 1), n, nb, nb), BroadcastToDims(Reshape(d, n, 1, nb), n, nb, nb))
+	cd = Where(pq, cd, BroadcastToDims(negInf, n, nb, nb))
+	// Z relative to mx, the largest in-block pair logit or c_p - d_q (the largest term is then
+	// >= 1 and none exceeds 64, so z = Z e^-mx is in [1, number of pairs]). The probabilities
+	// divide by z rather than subtract log z: at 2^122-scale logits mx + log z rounds to mx.
+	mx := Max(ReduceMax(Reshape(within, n, nb*bs*bs), 1), ReduceMax(cd, 1, 2))
+	ew := Exp(Sub(within, BroadcastToDims(Reshape(mx, n, 1, 1, 1), n, nb, bs, bs))) // 0 off the pairs
+	ecd := Exp(Sub(cd, BroadcastToDims(Reshape(mx, n, 1, 1), n, nb, nb)))           // 0 off the block pairs
+	ef := Mul(BroadcastToDims(Reshape(eSum, n, nb, 1), n, nb, nb), BroadcastToDims(Reshape(fSum, n, 1, nb), n, nb, nb))
+	z := Add(ReduceSum(ew, 1, 2, 3), ReduceSum(Mul(ecd, ef), 1, 2))
+	lz := Add(mx, Log(z))
+	// Probabilities inside blocks, and the block-pair weights exp(c_p - d_q) / Z.
+	pw := Div(ew, BroadcastToDims(Reshape(z, n, 1, 1, 1), n, nb, bs, bs))
+	wpq := Div(ecd, BroadcastToDims(Reshape(z, n, 1, 1), n, nb, nb))
+	rowsOf := func(v *Node) *Node { return ReduceSum(Mul(wpq, BroadcastToDims(Reshape(v, n, 1, nb), n, nb, nb)), 2) } // sum_{q>p} w_pq v_q
+	colsOf := func(v *Node) *Node { return ReduceSum(Mul(wpq, BroadcastToDims(Reshape(v, n, nb, 1), n, nb, nb)), 1) } // sum_{p<q} w_pq v_p
+	per := func(v *Node) *Node { return BroadcastToDims(InsertAxes(v, -1), n, nb, bs) }                               // [N, B] -> [N, B, b]
+	across := func(which string, d3 *Node) *Node {                                                                    // the cross-block part of each marginal, [N, B, b]
+		switch which {
+		case "rowMass":
+			return Mul(e, per(rowsOf(fSum)))
+		case "colMass":
+			return Mul(f, per(colsOf(eSum)))
+		case "rowDelta":
+			return Mul(e, per(rowsOf(ReduceSum(Mul(f, d3), 2))))
+		}
+		return Mul(f, per(colsOf(ReduceSum(Mul(e, d3), 2))))
+	}
+	return blockMarginals(lz, pw, delta, n, m, across)
+}
+
+// blockMarginals sums the in-block pair probabilities pw [N, B, b, b] into the marginals and adds
+// the cross-block parts (across, nil for a single block).
+func blockMarginals(lz, pw, delta *Node, n, m int, across func(which string, d3 *Node) *Node) marginals {
+	nb, bs := pw.Shape().Dimensions[1], pw.Shape().Dimensions[2]
+	flat := func(v *Node) *Node { return Slice(Reshape(v, n, nb*bs), AxisRange(), AxisRange(0, m)) }
+	var d3 *Node
+	if delta != nil {
+		d3 = Reshape(delta, n, nb, bs)
+	}
+	add := func(which string, inBlock *Node) *Node {
+		if across != nil {
+			inBlock = Add(inBlock, across(which, d3))
+		}
+		return flat(inBlock)
+	}
+	out := marginals{lz: lz}
+	out.rowMass = add("rowMass", ReduceSum(pw, 3))
+	out.colMass = add("colMass", ReduceSum(pw, 2))
+	if delta != nil {
+		dj := BroadcastToDims(Reshape(d3, n, nb, 1, bs), n, nb, bs, bs)
+		di := BroadcastToDims(Reshape(d3, n, nb, bs, 1), n, nb, bs, bs)
+		out.rowDelta = add("rowDelta", ReduceSum(Mul(pw, dj), 3))
+		out.colDelta = add("colDelta", ReduceSum(Mul(pw, di), 2))
+	}
+	return out
 }
 
 // DBiLDTerms computes the two DBiLD terms per position and the knees: lt = L_t (teacher-led),
