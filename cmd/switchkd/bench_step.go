@@ -146,17 +146,18 @@ func runBenchStep(preset string, layers, steps, batch, answer int, backend strin
 
 func padTo32(n int) int { return (n + 31) / 32 * 32 }
 
-// timeLosses times forward+backward of CE + BiLD + DBiLD + DBiLD (align and switch terms) on
-// random logits [n, v]: the distillation losses' share of a step.
+// timeLosses times forward+backward of CE + BiLD + DBiLD(T, S) + DBiLD(T, W) on random logits
+// [n, v]: the distillation losses of a step (student S with its CE and BiLD, the switch W with
+// its own DBiLD, as in the step, so that no term repeats another's work).
 func timeLosses(n, v, reps int) (float64, error) {
 	be := engine.MustBackend("")
-	e, err := NewExec(be, func(t, s, w *Node, lab *Node) []*Node {
+	e, err := NewExec(be, func(t, s, sw, w *Node, lab *Node) []*Node {
 		o := train.DefaultObjective()
 		loss := ReduceAllSum(distill.CE(s, lab, w))
 		loss = Add(loss, ReduceAllSum(distill.BiLD(t, s, w, 8, 3)))
 		loss = Add(loss, ReduceAllSum(distill.DBiLD(t, s, w, o.DBiLD)))
-		loss = Add(loss, ReduceAllSum(distill.DBiLD(t, s, w, o.DBiLD)))
-		return Gradient(loss, s)
+		loss = Add(loss, ReduceAllSum(distill.DBiLD(t, sw, w, o.DBiLD)))
+		return Gradient(loss, s, sw)
 	})
 	if err != nil {
 		return 0, err
@@ -169,7 +170,7 @@ func timeLosses(n, v, reps int) (float64, error) {
 		}
 		return tensors.FromFlatDataAndDimensions(x, n, v)
 	}
-	t, s := mk(), mk()
+	t, s, sw := mk(), mk(), mk()
 	w := make([]float32, n)
 	lab := make([]int32, n)
 	for i := range w {
@@ -178,7 +179,7 @@ func timeLosses(n, v, reps int) (float64, error) {
 	best := 0.0
 	for r := 0; r <= reps; r++ {
 		st := time.Now()
-		if _, err := e.Exec(t, s, tensors.FromFlatDataAndDimensions(w, n), tensors.FromFlatDataAndDimensions(lab, n)); err != nil {
+		if _, err := e.Exec(t, s, sw, tensors.FromFlatDataAndDimensions(w, n), tensors.FromFlatDataAndDimensions(lab, n)); err != nil {
 			return 0, err
 		}
 		if d := time.Since(st).Seconds(); r > 0 && (best == 0 || d < best) {
