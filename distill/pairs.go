@@ -168,7 +168,7 @@ func pairMarginals(x, delta, kk *Node) marginals {
 		ew := Exp(Sub(within, BroadcastToDims(Reshape(mx, n, 1, 1, 1), n, 1, bs, bs)))
 		z := ReduceSum(ew, 1, 2, 3)
 		pw := Div(ew, BroadcastToDims(Reshape(z, n, 1, 1, 1), n, 1, bs, bs))
-		return blockMarginals(Add(mx, Log(z)), pw, delta, n, m, nil)
+		return blockMarginals(Add(mx, Log(z)), pw, delta, m, nil)
 	}
 	// Per-block factors. Blocks with no head entry get c = d = 0 and e = f = 0.
 	nonEmpty := Reshape(Slice(h3, AxisRange(), AxisRange(), AxisRange(0, 1)), n, nb) // head is a prefix
@@ -201,43 +201,39 @@ func pairMarginals(x, delta, kk *Node) marginals {
 	rowsOf := func(v *Node) *Node { return ReduceSum(Mul(wpq, BroadcastToDims(Reshape(v, n, 1, nb), n, nb, nb)), 2) } // sum_{q>p} w_pq v_q
 	colsOf := func(v *Node) *Node { return ReduceSum(Mul(wpq, BroadcastToDims(Reshape(v, n, nb, 1), n, nb, nb)), 1) } // sum_{p<q} w_pq v_p
 	per := func(v *Node) *Node { return BroadcastToDims(InsertAxes(v, -1), n, nb, bs) }                               // [N, B] -> [N, B, b]
-	across := func(which string, d3 *Node) *Node {                                                                    // the cross-block part of each marginal, [N, B, b]
-		switch which {
-		case "rowMass":
-			return Mul(e, per(rowsOf(fSum)))
-		case "colMass":
-			return Mul(f, per(colsOf(eSum)))
-		case "rowDelta":
-			return Mul(e, per(rowsOf(ReduceSum(Mul(f, d3), 2))))
-		}
-		return Mul(f, per(colsOf(ReduceSum(Mul(e, d3), 2))))
+	// The cross-block part of each marginal, [N, B, b].
+	cross := &marginals{rowMass: Mul(e, per(rowsOf(fSum))), colMass: Mul(f, per(colsOf(eSum)))}
+	if delta != nil {
+		d3 := Reshape(delta, n, nb, bs)
+		cross.rowDelta = Mul(e, per(rowsOf(ReduceSum(Mul(f, d3), 2))))
+		cross.colDelta = Mul(f, per(colsOf(ReduceSum(Mul(e, d3), 2))))
 	}
-	return blockMarginals(lz, pw, delta, n, m, across)
+	return blockMarginals(lz, pw, delta, m, cross)
 }
 
-// blockMarginals sums the in-block pair probabilities pw [N, B, b, b] into the marginals and adds
-// the cross-block parts (across, nil for a single block).
-func blockMarginals(lz, pw, delta *Node, n, m int, across func(which string, d3 *Node) *Node) marginals {
-	nb, bs := pw.Shape().Dimensions[1], pw.Shape().Dimensions[2]
-	flat := func(v *Node) *Node { return Slice(Reshape(v, n, nb*bs), AxisRange(), AxisRange(0, m)) }
-	var d3 *Node
-	if delta != nil {
-		d3 = Reshape(delta, n, nb, bs)
-	}
-	add := func(which string, inBlock *Node) *Node {
+// blockMarginals sums the in-block pair probabilities pw [N, B, b, b] into the marginals, adds
+// the cross-block parts ([N, B, b] each; nil for a single block) and cuts them to the window's m
+// entries.
+func blockMarginals(lz, pw, delta *Node, m int, cross *marginals) marginals {
+	n, nb, bs := pw.Shape().Dimensions[0], pw.Shape().Dimensions[1], pw.Shape().Dimensions[2]
+	add := func(inBlock, across *Node) *Node {
 		if across != nil {
-			inBlock = Add(inBlock, across(which, d3))
+			inBlock = Add(inBlock, across)
 		}
-		return flat(inBlock)
+		return Slice(Reshape(inBlock, n, nb*bs), AxisRange(), AxisRange(0, m))
+	}
+	if cross == nil {
+		cross = &marginals{}
 	}
 	out := marginals{lz: lz}
-	out.rowMass = add("rowMass", ReduceSum(pw, 3))
-	out.colMass = add("colMass", ReduceSum(pw, 2))
+	out.rowMass = add(ReduceSum(pw, 3), cross.rowMass)
+	out.colMass = add(ReduceSum(pw, 2), cross.colMass)
 	if delta != nil {
+		d3 := Reshape(delta, n, nb, bs)
 		dj := BroadcastToDims(Reshape(d3, n, nb, 1, bs), n, nb, bs, bs)
 		di := BroadcastToDims(Reshape(d3, n, nb, bs, 1), n, nb, bs, bs)
-		out.rowDelta = add("rowDelta", ReduceSum(Mul(pw, dj), 3))
-		out.colDelta = add("colDelta", ReduceSum(Mul(pw, di), 2))
+		out.rowDelta = add(ReduceSum(Mul(pw, dj), 3), cross.rowDelta)
+		out.colDelta = add(ReduceSum(Mul(pw, di), 2), cross.colDelta)
 	}
 	return out
 }

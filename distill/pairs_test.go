@@ -1,9 +1,11 @@
 package distill
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/rand"
+	"slices"
 	"testing"
 
 	. "github.com/gomlx/gomlx/core/graph"
@@ -94,15 +96,8 @@ func TestPairKLMatchesDefinition(t *testing.T) {
 		k      int
 	}
 	sortDesc := func(x []float64) []float64 {
-		y := append([]float64(nil), x...)
-		for i := range y {
-			for j := i + 1; j < len(y); j++ {
-				if y[j] > y[i] {
-					y[i], y[j] = y[j], y[i]
-				}
-			}
-		}
-		return y
+		slices.SortFunc(x, func(a, b float64) int { return cmp.Compare(b, a) })
+		return x
 	}
 	normal := func(m int, scale float64) []float64 {
 		x := make([]float64, m)
