@@ -157,21 +157,23 @@ def make_sample(nimg, img, answer, seed=1):
 
 
 def time_losses(n, v, reps):
-    """Go's timeLosses: CE + BiLD + DBiLD + DBiLD forward + gradient w.r.t. s on random [n, v]
-    logits (N(0, 3)); best of reps after one warm-up."""
+    """Go's timeLosses: CE + BiLD + DBiLD(T, S) + DBiLD(T, W) forward + gradient w.r.t. s and w
+    on random [n, v] logits (N(0, 3)); best of reps after one warm-up."""
     g = torch.Generator().manual_seed(3)
     t = torch.randn(n, v, generator=g) * 3
     s0 = torch.randn(n, v, generator=g) * 3
+    w0 = torch.randn(n, v, generator=g) * 3
     lab = torch.randint(0, v, (n,), generator=g)
     best = None
     for r in range(reps + 1):
         s = s0.clone().requires_grad_(True)
+        w = w0.clone().requires_grad_(True)
         st = time.perf_counter()
         loss = (F.cross_entropy(s, lab, reduction="sum") + bild_batched(t, s, 8, 3.0).sum()
-                + dbild_batched(t, s, 3.0, 64, 4).sum() + dbild_batched(t, s, 3.0, 64, 4).sum())
-        gr, = torch.autograd.grad(loss, s)
+                + dbild_batched(t, s, 3.0, 64, 4).sum() + dbild_batched(t, w, 3.0, 64, 4).sum())
+        gs, gw = torch.autograd.grad(loss, (s, w))
         d = time.perf_counter() - st
-        del gr, loss, s
+        del gs, gw, loss, s, w
         if r > 0 and (best is None or d < best):
             best = d
     return best
