@@ -97,8 +97,21 @@ func randSlice(r *rand.Rand, n int) []float64 {
 // TestAttention checks Attention (grouped-query, with a mask that leaves one query row with no
 // key at all) and its gradients, whose softmax part is SoftmaxLastAxis's closed form, against
 // refAttention and central differences of it, in float64.
+//
+// With 20 keys the go backend takes the small-matmul layouts of AttentionScores and
+// AttentionValues (keys and values laid out [B, KVH, D, Skv]); with 4, the scores keep the
+// Einsum form.
 func TestAttention(t *testing.T) {
-	const b, sq, skv, h, kvh, d = 2, 3, 4, 4, 2, 5
+	for _, skv := range []int{4, 20} {
+		t.Run(fmt.Sprintf("skv=%d", skv), func(t *testing.T) { testAttention(t, skv) })
+	}
+}
+
+func testAttention(t *testing.T, skv int) {
+	const b, sq, h, kvh, d = 2, 3, 4, 2, 5
+	if !goSmall(NewGraph(engine.MustBackend(""), "probe"), b*kvh, (h/kvh)*sq, d, skv) {
+		t.Fatal("goSmall changed: these shapes no longer take the small-matmul layouts")
+	}
 	r := rand.New(rand.NewPCG(1, 2))
 	q, k, v := randSlice(r, b*sq*h*d), randSlice(r, b*skv*kvh*d), randSlice(r, b*skv*kvh*d)
 	// loss = sum(out * wOut). The row with no allowed key gets weight 0: its uniform output is
@@ -180,6 +193,44 @@ func TestLinearGradientHasNoIdentityTranspose(t *testing.T) {
 		t.Errorf("the weight gradient is still a Transpose node")
 	}
 	dx, dw := tensors.MustCopyFlatData[float64](res[0]), tensors.MustCopyFlatData[float64](res[1])
+	checkSums(t, "dx", dx, m, k, n, func(i, c, o int) float64 { return wOut[i*n+o] * w[o*k+c] })
+	checkSums(t, "dW", dw, n, k, m, func(o, c, i int) float64 { return wOut[i*n+o] * x[i*k+c] })
+}
+
+// TestLinearSmallLayout checks Linear where the go backend runs it as x @ Transpose(W) (more
+// rows than inputs, more than 16 outputs): the output and both gradients against plain sums,
+// and that the gradient of x reads W itself (lhsGradientThroughTranspose), not the transpose.
+func TestLinearSmallLayout(t *testing.T) {
+	const m, k, n = 20, 4, 18
+	r := rand.New(rand.NewPCG(5, 6))
+	x, w, bias, wOut := randSlice(r, m*k), randSlice(r, n*k), randSlice(r, n), randSlice(r, m*n)
+	be := engine.MustBackend("")
+	if !goSmallInputOutputs(NewGraph(be, "probe"), m, k, n) {
+		t.Fatal("goSmallInputOutputs changed: this case no longer takes the transposed-weight layout")
+	}
+	dxReadsW := false
+	exec := MustNewExec(be, func(xn, wn, bn, wo *Node) []*Node {
+		y := Linear(xn, wn, bn)
+		grads := Gradient(ReduceAllSum(Mul(y, wo)), xn, wn)
+		dx := grads[0]
+		for dx.Type() == NodeTypeReshape || dx.Type() == NodeTypeTranspose {
+			dx = dx.Inputs()[0]
+		}
+		dxReadsW = dx.Type() == NodeTypeDotGeneral && dx.Inputs()[1] == wn
+		return append([]*Node{y}, grads...)
+	})
+	res := exec.MustExec(tensors.FromFlatDataAndDimensions(x, m, k), tensors.FromFlatDataAndDimensions(w, n, k),
+		tensors.FromFlatDataAndDimensions(bias, n), tensors.FromFlatDataAndDimensions(wOut, m, n))
+	if !dxReadsW {
+		t.Errorf("the gradient of x is not a DotGeneral reading W as it is")
+	}
+	y, dx, dw := tensors.MustCopyFlatData[float64](res[0]), tensors.MustCopyFlatData[float64](res[1]), tensors.MustCopyFlatData[float64](res[2])
+	checkSums(t, "y", y, m, n, k+1, func(i, o, c int) float64 {
+		if c == k {
+			return bias[o]
+		}
+		return x[i*k+c] * w[o*k+c]
+	})
 	checkSums(t, "dx", dx, m, k, n, func(i, c, o int) float64 { return wOut[i*n+o] * w[o*k+c] })
 	checkSums(t, "dW", dw, n, k, m, func(o, c, i int) float64 { return wOut[i*n+o] * x[i*k+c] })
 }

@@ -28,6 +28,9 @@ func init() {
 	VJPRegistration[NodeTypeDotGeneral] = func(node *Node, vjpOutputs []*Node, outputShape shapes.Shape) []*Node {
 		grads := orig(node, vjpOutputs, outputShape)
 		if len(grads) == 2 && len(vjpOutputs) == 1 {
+			if g := lhsGradientThroughTranspose(node, vjpOutputs[0]); g != nil {
+				grads[0] = g
+			}
 			if g := rhsGradient(node, vjpOutputs[0]); g != nil {
 				grads[1] = g
 			}
@@ -199,6 +202,42 @@ func rhsGradient(node, v *Node) *Node {
 		return nil
 	}
 	return g
+}
+
+// lhsGradientThroughTranspose handles C = DotGeneral(A, Transpose(W)) with W a matrix [M, K]
+// and A [..., K] contracting its last axis with axis 0 of Transpose(W) [K, M]: Linear's form
+// on the go backend. GoMLX's gradient dA = dC Transpose(W)^T contracts dC with the transpose's
+// last axis, the matmul's slow layout for small products; contracting dC [..., M] with W's
+// axis 0 is the same product with W as it is, in the fast layout, and needs no transpose.
+// Anything else returns nil (GoMLX's gradient is kept).
+func lhsGradientThroughTranspose(node, v *Node) *Node {
+	d, ok := parseDotGeneral(node)
+	if !ok || len(d.lhsBatch) != 0 || len(d.rhsBatch) != 0 || len(d.lhsContracting) != 1 || len(d.rhsContracting) != 1 {
+		return nil
+	}
+	a, b := node.Inputs()[0], node.Inputs()[1]
+	if d.lhsContracting[0] != a.Rank()-1 || d.rhsContracting[0] != 0 || b.Rank() != 2 ||
+		b.Type() != NodeTypeTranspose || len(b.Inputs()) != 1 {
+		return nil
+	}
+	w := b.Inputs()[0]
+	if !isSwap(b) {
+		return nil
+	}
+	if v.DType() != w.DType() || v.Shape().Dimensions[v.Rank()-1] != w.Shape().Dimensions[0] {
+		return nil
+	}
+	g := DotGeneral(v, []int{v.Rank() - 1}, nil, w, []int{0}, nil)
+	if !g.Shape().Equal(a.Shape()) {
+		return nil
+	}
+	return g
+}
+
+// isSwap reports whether x, a Transpose of a matrix, has the permutation [1 0].
+func isSwap(x *Node) bool {
+	m := permutationRE.FindStringSubmatch(x.String())
+	return m != nil && strings.Join(strings.Fields(m[1]), " ") == "1 0"
 }
 
 // dotGeneralAxes are a DotGeneral node's axes, read from its description: GoMLX does not export

@@ -21,8 +21,38 @@ import (
 type Weights func(name string) *Node
 
 // Linear is PyTorch's nn.Linear: x @ W^T + b, with W laid out [out, in]. b may be nil.
+//
+// On the pure-Go backend a product below its small-matmul threshold runs as x @ Transpose(W)
+// where that is faster (goSmallInputOutputs); the gradient with respect to x then reads W as it
+// is (see the DotGeneral gradient in autodiff.go), so only the forward pays the transpose.
 func Linear(x, w, b *Node) *Node {
+	if w.Rank() == 2 {
+		out, in := w.Shape().Dimensions[0], w.Shape().Dimensions[1]
+		if goSmallInputOutputs(x.Graph(), x.Shape().Size()/in, in, out) {
+			return gnn.Dense(x, Transpose(w, 0, 1), b, compute.DenseLayoutInputOutputs)
+		}
+	}
 	return gnn.Dense(x, w, b, compute.DenseLayoutOutputsInput)
+}
+
+// goSmallMatmulFlops is the size (batch x rows x contracted x columns) below which GoMLX
+// compute v0.1.3's pure-Go DotGeneral uses its small-matmul kernels instead of the packed one.
+// The two small kernels differ a lot (BenchmarkSmallMatmulLayouts): with the right operand laid
+// out [K, M] ("non-transposed") the kernel vectorizes along M and is fast for M > 16; laid out
+// [M, K] ("transposed") it vectorizes along K and ends each output with a horizontal sum, which
+// is slow for small K and the only vectorized choice for M <= 16.
+const goSmallMatmulFlops = 4 << 20
+
+// goSmall reports whether a product of the given sizes runs on the go backend's small kernels.
+func goSmall(g *Graph, batch, rows, k, m int) bool {
+	return splitsForCores(g) && batch*rows*k*m < goSmallMatmulFlops
+}
+
+// goSmallInputOutputs reports whether x [rows, in] @ W^T with W [out, in] is faster on the go
+// backend as x @ Transpose(W): a small product with more than 16 outputs, and at least as many
+// rows as inputs (the transpose moves in*out values; the faster kernel saves time per row).
+func goSmallInputOutputs(g *Graph, rows, in, out int) bool {
+	return out > 16 && rows >= in && goSmall(g, 1, rows, in, out)
 }
 
 // LinearSiLU is SiLU(x @ W^T) (no bias), fused into the matmul's output pass when the backend
@@ -229,6 +259,12 @@ func AttentionScores(q, k *Node) *Node {
 	}
 	q = MulScalar(q, 1/math.Sqrt(float64(d)))
 	q = Reshape(TransposeAllAxes(q, 0, 2, 1, 3), b, kvh, (h/kvh)*sq, d) // heads h = kv*g + j
+	skv := kd[1]
+	if skv > 16 && goSmall(q.Graph(), b*kvh, (h/kvh)*sq, d, skv) {
+		// Keys laid out [B, KVH, D, Skv] (the same one transpose): the go backend's small
+		// matmul then vectorizes along the keys instead of summing D-long dot products.
+		return DotGeneral(q, []int{3}, []int{0, 1}, TransposeAllAxes(k, 0, 2, 3, 1), []int{2}, []int{0, 1})
+	}
 	return Einsum("bkqd,bksd->bkqs", q, TransposeAllAxes(k, 0, 2, 1, 3))
 }
 
@@ -239,9 +275,20 @@ func AttentionValues(p, v *Node, h int) *Node {
 	vd := v.Shape().Dimensions
 	b, skv, kvh, d := vd[0], vd[1], vd[2], vd[3]
 	gsq := p.Shape().Size() / (b * kvh * skv)
-	o := Einsum("bkqs,bksd->bkqd", Reshape(p, b, kvh, gsq, skv), TransposeAllAxes(v, 0, 2, 1, 3))
+	var o *Node
+	if goSmall(p.Graph(), b*kvh, gsq, skv, d) {
+		// Values laid out [B, KVH, D, Skv] (the same one transpose): the gradient of p, dO V^T,
+		// is then the go backend's fast small-matmul layout (vectorized along the keys), and
+		// for D <= 16 so is the product itself.
+		o = DotGeneral(Reshape(p, b, kvh, gsq, skv), []int{3}, []int{0, 1}, TransposeAllAxes(v, 0, 2, 3, 1), []int{3}, []int{0, 1})
+	} else {
+		o = Einsum("bkqs,bksd->bkqd", Reshape(p, b, kvh, gsq, skv), TransposeAllAxes(v, 0, 2, 1, 3))
+	}
 	return TransposeAllAxes(Reshape(o, b, h, gsq/(h/kvh), d), 0, 2, 1, 3)
 }
+
+// rowBlocksMinValues is the smallest first input (batch x positions x width) RowBlocks splits.
+const rowBlocksMinValues = 1 << 16
 
 // RowBlocks applies fn, a function of inputs [B, L, ...] that treats each of the L positions on
 // its own (projections, norms, an MLP block, rotary embeddings), to two blocks of positions
@@ -249,10 +296,14 @@ func AttentionValues(p, v *Node, h int) *Node {
 // go backend's op executor runs concurrently: its element-wise kernels (activations, bias adds,
 // norms) are single-threaded, and one block's run beside the other's (BenchmarkRowBlocks:
 // Qwen2.5-0.5B's MLP block at 800 positions 1.25x faster, SigLIP-so400m's 1.03x). Below 128
-// positions, or on a backend other than the pure-Go one, it is fn(inputs).
+// positions, below rowBlocksMinValues values in inputs[0], or on a backend other than the
+// pure-Go one, it is fn(inputs): for small widths the second chain's ops (slices, concatenations
+// and the ops of fn itself, each with a fixed cost in the executor) cost more than running
+// the element-wise kernels on one core (bench-step --preset small, widths 64-256 at 128
+// positions: 0.040 -> 0.036 s per step).
 func RowBlocks(fn func(in []*Node) []*Node, inputs ...*Node) []*Node {
 	l := inputs[0].Shape().Dimensions[1]
-	if l < 128 || !splitsForCores(inputs[0].Graph()) {
+	if l < 128 || inputs[0].Shape().Size() < rowBlocksMinValues || !splitsForCores(inputs[0].Graph()) {
 		return fn(inputs)
 	}
 	var blocks [][]*Node

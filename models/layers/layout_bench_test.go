@@ -86,6 +86,55 @@ func BenchmarkRowBlocks(b *testing.B) {
 	}
 }
 
+// BenchmarkSmallMatmulLayouts times the go backend's small-matmul kernels (products below
+// goSmallMatmulFlops) at the bench-step small preset's shapes, x [N, K] times a right operand
+// laid out [M, K] ("transposed", how Linear reads a checkpoint weight and how Einsum reads the
+// attention's keys), laid out [K, M] ("non-transposed"), and laid out [M, K] but transposed to
+// [K, M] inside the graph first ("transpose+non-transposed", what Linear and the attention do
+// where goSmall says so). Each op is 16 chained products (x + r for r < 16, so none is merged
+// with another), to keep the executor's per-run cost out of the comparison:
+//
+//	GOEXPERIMENT=simd go test -run XXX -bench SmallMatmulLayouts ./models/layers
+func BenchmarkSmallMatmulLayouts(b *testing.B) {
+	r := rand.New(rand.NewPCG(5, 6))
+	be := engine.MustBackend("")
+	const chain = 16
+	for _, s := range [][3]int{{128, 64, 128}, {128, 64, 256}, {128, 128, 128}, {64, 64, 128}, {32, 64, 512}, {32, 128, 512}, {256, 16, 128}, {256, 128, 16}} {
+		n, k, m := s[0], s[1], s[2]
+		x, wT, wN := randTensor(r, 1, n, k), randTensor(r, 1, m, k), randTensor(r, 1, k, m)
+		for _, v := range []struct {
+			name string
+			w    *tensors.Tensor
+			dot  func(x, w *Node) *Node
+		}{
+			{"transposed", wT, func(x, w *Node) *Node { return DotGeneral(x, []int{1}, nil, w, []int{1}, nil) }},
+			{"non-transposed", wN, func(x, w *Node) *Node { return DotGeneral(x, []int{1}, nil, w, []int{0}, nil) }},
+			{"transpose+non-transposed", wT, func(x, w *Node) *Node {
+				return DotGeneral(x, []int{1}, nil, Transpose(w, 0, 1), []int{0}, nil)
+			}},
+		} {
+			e := MustNewExec(be, func(x, w *Node) *Node {
+				var sum *Node
+				for i := range chain {
+					y := v.dot(AddScalar(x, float64(i)), AddScalar(w, float64(i)))
+					if sum == nil {
+						sum = y
+					} else {
+						sum = Add(sum, y)
+					}
+				}
+				return sum
+			})
+			e.MustExec(x, v.w)
+			b.Run(fmt.Sprintf("N%d_K%d_M%d/%s", n, k, m, v.name), func(b *testing.B) {
+				for range b.N {
+					e.MustExec(x, v.w)
+				}
+			})
+		}
+	}
+}
+
 // randTensor is a float32 tensor of the given dimensions with N(0, std^2) values.
 func randTensor(r *rand.Rand, std float64, dims ...int) *tensors.Tensor {
 	n := 1
