@@ -68,6 +68,9 @@ func Backend(name string) (compute.Backend, error) {
 			return nil, fmt.Errorf("starting backend %q: %w", name, err)
 		}
 	}
+	if backendName == "go" {
+		stackBallast()
+	}
 	backends[name] = b
 	return b, nil
 }

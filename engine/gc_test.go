@@ -50,3 +50,20 @@ func TestTuneGCRetargetsAfterCollections(t *testing.T) {
 		}
 	}
 }
+
+// Once a go backend exists, the parked goroutines of stackBallast must lift the runtime's
+// starting stack size above the 8 KiB default after a collection (the runtime recomputes it
+// from the stacks it scans).
+func TestStackBallastRaisesStartingStack(t *testing.T) {
+	MustBackend("go")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		runtime.GC()
+		if s := StartingStackSize(); s >= 16<<10 {
+			return
+		} else if time.Now().After(deadline) {
+			t.Fatalf("starting stack size is %d bytes after collections, want at least 16 KiB", s)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
