@@ -83,3 +83,26 @@ func benchLossesAt(b *testing.B, n, v int, which []benchLoss) {
 func BenchmarkLossesSmall(b *testing.B) { benchLossesAt(b, 64, 512, benchLosses) }
 
 func BenchmarkLossesQwenVocab(b *testing.B) { benchLossesAt(b, 256, 151936, benchLosses) }
+
+// BenchmarkTopMIndices times the top-64 selection alone (no gradient) on N(0, 1) rows: the
+// small preset's [32, 512] (M rounds of ArgMax) and Qwen-vocabulary rows (the tournament).
+//
+//	GOEXPERIMENT=simd go test ./distill/ -run XXX -bench TopMIndices
+func BenchmarkTopMIndices(b *testing.B) {
+	rng := rand.New(rand.NewSource(2))
+	for _, d := range [][2]int{{32, 512}, {32, 151936}} {
+		n, v := d[0], d[1]
+		x := make([]float32, n*v)
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+		}
+		xt := tensors.FromFlatDataAndDimensions(x, n, v)
+		e := MustNewExec(backend(), func(x *Node) *Node { return TopMIndices(x, 64) })
+		e.MustExec1(xt).FinalizeAll()
+		b.Run(fmt.Sprintf("N%d_V%d_M64", n, v), func(b *testing.B) {
+			for b.Loop() {
+				e.MustExec1(xt).FinalizeAll()
+			}
+		})
+	}
+}

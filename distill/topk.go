@@ -93,21 +93,32 @@ func TopMIndices(x *Node, m int) *Node {
 // to -1 in place with ScatterMin (N updates, no pass over the row). Keys are unique, so the ArgMax
 // position is the winner's index. The keys are kept as [V, N]: the go backend's ArgMax then runs
 // its inner loop over the N rows side by side instead of one row at a time (faster on the go backend).
+//
+// Each round is three ops in a chain (ArgMax, Concatenate, ScatterMin): the keys carry a unit
+// axis, [V, N, 1], so that ArgMax's result is already the [N, 1] column that the scatter's
+// coordinates and the output are concatenated from, with no reshape (the go backend's executor
+// has a fixed cost per op, and the rounds are a chain).
 func topMRounds(x *Node, m int) *Node {
 	g := x.Graph()
 	n, v := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
 	b := keyBits(v)
-	keys := Transpose(orderKeys(x, Iota(g, shapes.Make(dtypes.Int32, n, v), 1), b), 0, 1) // [V, N]
-	iotaN := Iota(g, shapes.Make(dtypes.Int32, n), 0)
+	// Keys of the transposed values (a float32 transpose moves half the bytes of an int64 one).
+	if x.DType() != dtypes.Float32 {
+		x = ConvertDType(x, dtypes.Float32)
+	}
+	keys := orderKeys(Reshape(Transpose(x, 0, 1), v, n, 1), Iota(g, shapes.Make(dtypes.Int32, v, n, 1), 0), b) // [V, N, 1]
+	iotaN := Iota(g, shapes.Make(dtypes.Int32, n, 1), 0)
 	minus1 := BroadcastToDims(Scalar(g, dtypes.Int64, -1), n)
 	out := make([]*Node, m)
 	for r := range m {
-		out[r] = ArgMax(keys, 0, dtypes.Int32) // [N]
+		out[r] = ArgMax(keys, 0, dtypes.Int32) // [N, 1]
 		if r+1 < m {
-			keys = ScatterMin(keys, Stack([]*Node{out[r], iotaN}, -1), minus1, false, true)
+			// Coordinates (winner, row, 0) of each row's winner in the keys.
+			at := Concatenate([]*Node{out[r], iotaN, ZerosLike(iotaN)}, 1)
+			keys = ScatterMin(keys, at, minus1, false, true)
 		}
 	}
-	return Stack(out, 1)
+	return Concatenate(out, 1)
 }
 
 // topMTournament: the two-level tournament over strided blocks (see the file comment).
