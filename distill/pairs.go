@@ -2,10 +2,13 @@ package distill
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // graph DSL
+
+	"github.com/switchkd/switchkd/models/layers"
 )
 
 // DBiLDOptions configures DBiLD (spec "DBiLD"): temperature, candidate window M (capped at the
@@ -92,7 +95,7 @@ func pairKL(tv, sv, k *Node, tau float64, reverse bool) *Node {
 	hasPairs := GreaterOrEqual(k, Scalar(g, dtypes.Int32, 2))
 	kk := Where(hasPairs, k, BroadcastToDims(Scalar(g, dtypes.Int32, 2), n))
 	y0, w := pairTerms(MulScalar(tv, 1/tau), MulScalar(svc, 1/tau), kk, tau, reverse)
-	y := Add(StopGradient(y0), ReduceSum(Mul(StopGradient(w), Sub(sv, svc)), 1))
+	y := Add(StopGradient(y0), sumLast(Mul(StopGradient(w), Sub(sv, svc))))
 	return Where(hasPairs, y, ZerosLike(y))
 }
 
@@ -108,7 +111,7 @@ func pairTerms(alpha, beta, kk *Node, tau float64, reverse bool) (y0, w *Node) {
 	q := pairMarginals(beta, delta, kk)
 	if reverse { // KL(Q || P) = sum Q D - lzB + lzA
 		lzA := pairMarginals(alpha, nil, kk).lz
-		kq := Sub(ReduceSum(Mul(delta, q.rowMass), 1), ReduceSum(Mul(delta, q.colMass), 1)) // sum Q D
+		kq := Sub(sumLast(Mul(delta, q.rowMass)), sumLast(Mul(delta, q.colMass))) // sum Q D
 		y0 = Add(kq, Sub(lzA, q.lz))
 		kqc := BroadcastToDims(InsertAxes(kq, -1), n, m)
 		rows := Sub(Mul(Sub(delta, kqc), q.rowMass), q.rowDelta) // sum_{j>i} Q_ij (D_ij - KQ)
@@ -116,11 +119,20 @@ func pairTerms(alpha, beta, kk *Node, tau float64, reverse bool) (y0, w *Node) {
 		w = MulScalar(Sub(rows, cols), 1/tau)
 	} else { // KL(P || Q) = -sum P D - lzA + lzB
 		p := pairMarginals(alpha, delta, kk)
-		kp := Sub(ReduceSum(Mul(delta, p.rowMass), 1), ReduceSum(Mul(delta, p.colMass), 1))
+		kp := Sub(sumLast(Mul(delta, p.rowMass)), sumLast(Mul(delta, p.colMass)))
 		y0 = Sub(Sub(q.lz, p.lz), kp)
 		w = MulScalar(Sub(Sub(q.rowMass, p.rowMass), Sub(q.colMass, p.colMass)), 1/tau)
 	}
 	return y0, w
+}
+
+// sumLast sums x over its last axis (layers.SumLastAxis: a product with ones on the go backend).
+func sumLast(x *Node) *Node { return layers.SumLastAxis(x, false) }
+
+// sumFrom sums x over its axes from axis on: [d_0, ..., d_axis-1].
+func sumFrom(x *Node, axis int) *Node {
+	dims := x.Shape().Dimensions
+	return sumLast(Reshape(x, append(slices.Clone(dims[:axis]), -1)...))
 }
 
 // pairBlock is the block size of pairMarginals.
@@ -166,7 +178,7 @@ func pairMarginals(x, delta, kk *Node) marginals {
 	if nb == 1 { // one block: the pairs one by one, nothing across
 		mx := ReduceMax(Reshape(within, n, bs*bs), 1)
 		ew := Exp(Sub(within, BroadcastToDims(Reshape(mx, n, 1, 1, 1), n, 1, bs, bs)))
-		z := ReduceSum(ew, 1, 2, 3)
+		z := sumFrom(ew, 1)
 		pw := Div(ew, BroadcastToDims(Reshape(z, n, 1, 1, 1), n, 1, bs, bs))
 		return blockMarginals(Add(mx, Log(z)), pw, delta, m, nil)
 	}
@@ -179,7 +191,7 @@ func pairMarginals(x, delta, kk *Node) marginals {
 	zero3 := Zeros(g, shapes.Make(f64, n, nb, bs))
 	e := Where(h3, Exp(Sub(x3, BroadcastToDims(InsertAxes(c, -1), n, nb, bs))), zero3)
 	f := Where(h3, Exp(Sub(BroadcastToDims(InsertAxes(d, -1), n, nb, bs), x3)), zero3)
-	eSum, fSum := ReduceSum(e, 2), ReduceSum(f, 2) // [N, B], >= 1 on non-empty blocks
+	eSum, fSum := sumLast(e), sumLast(f) // [N, B], >= 1 on non-empty blocks
 	// Block pairs p < q, both non-empty: their pairs sum to exp(c_p - d_q) eSum_p fSum_q.
 	pq := LogicalAnd(
 		LessThan(Iota(g, shapes.Make(dtypes.Int32, n, nb, nb), 1), Iota(g, shapes.Make(dtypes.Int32, n, nb, nb), 2)),
@@ -193,20 +205,20 @@ func pairMarginals(x, delta, kk *Node) marginals {
 	ew := Exp(Sub(within, BroadcastToDims(Reshape(mx, n, 1, 1, 1), n, nb, bs, bs))) // 0 off the pairs
 	ecd := Exp(Sub(cd, BroadcastToDims(Reshape(mx, n, 1, 1), n, nb, nb)))           // 0 off the block pairs
 	ef := Mul(BroadcastToDims(Reshape(eSum, n, nb, 1), n, nb, nb), BroadcastToDims(Reshape(fSum, n, 1, nb), n, nb, nb))
-	z := Add(ReduceSum(ew, 1, 2, 3), ReduceSum(Mul(ecd, ef), 1, 2))
+	z := Add(sumFrom(ew, 1), sumFrom(Mul(ecd, ef), 1))
 	lz := Add(mx, Log(z))
 	// Probabilities inside blocks, and the block-pair weights exp(c_p - d_q) / Z.
 	pw := Div(ew, BroadcastToDims(Reshape(z, n, 1, 1, 1), n, nb, bs, bs))
 	wpq := Div(ecd, BroadcastToDims(Reshape(z, n, 1, 1), n, nb, nb))
-	rowsOf := func(v *Node) *Node { return ReduceSum(Mul(wpq, BroadcastToDims(Reshape(v, n, 1, nb), n, nb, nb)), 2) } // sum_{q>p} w_pq v_q
+	rowsOf := func(v *Node) *Node { return sumLast(Mul(wpq, BroadcastToDims(Reshape(v, n, 1, nb), n, nb, nb))) } // sum_{q>p} w_pq v_q
 	colsOf := func(v *Node) *Node { return ReduceSum(Mul(wpq, BroadcastToDims(Reshape(v, n, nb, 1), n, nb, nb)), 1) } // sum_{p<q} w_pq v_p
 	per := func(v *Node) *Node { return BroadcastToDims(InsertAxes(v, -1), n, nb, bs) }                               // [N, B] -> [N, B, b]
 	// The cross-block part of each marginal, [N, B, b].
 	cross := &marginals{rowMass: Mul(e, per(rowsOf(fSum))), colMass: Mul(f, per(colsOf(eSum)))}
 	if delta != nil {
 		d3 := Reshape(delta, n, nb, bs)
-		cross.rowDelta = Mul(e, per(rowsOf(ReduceSum(Mul(f, d3), 2))))
-		cross.colDelta = Mul(f, per(colsOf(ReduceSum(Mul(e, d3), 2))))
+		cross.rowDelta = Mul(e, per(rowsOf(sumLast(Mul(f, d3)))))
+		cross.colDelta = Mul(f, per(colsOf(sumLast(Mul(e, d3)))))
 	}
 	return blockMarginals(lz, pw, delta, m, cross)
 }
@@ -226,13 +238,13 @@ func blockMarginals(lz, pw, delta *Node, m int, cross *marginals) marginals {
 		cross = &marginals{}
 	}
 	out := marginals{lz: lz}
-	out.rowMass = add(ReduceSum(pw, 3), cross.rowMass)
+	out.rowMass = add(sumLast(pw), cross.rowMass)
 	out.colMass = add(ReduceSum(pw, 2), cross.colMass)
 	if delta != nil {
 		d3 := Reshape(delta, n, nb, bs)
 		dj := BroadcastToDims(Reshape(d3, n, nb, 1, bs), n, nb, bs, bs)
 		di := BroadcastToDims(Reshape(d3, n, nb, bs, 1), n, nb, bs, bs)
-		out.rowDelta = add(ReduceSum(Mul(pw, dj), 3), cross.rowDelta)
+		out.rowDelta = add(sumLast(Mul(pw, dj)), cross.rowDelta)
 		out.colDelta = add(ReduceSum(Mul(pw, di), 2), cross.colDelta)
 	}
 	return out

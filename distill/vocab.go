@@ -24,11 +24,7 @@ import (
 // function receives the upstream gradient g [N] in column j_n and returns g ⊙ G for the exact G.
 
 // rowSum sums the last axis of x [N, V] with a matrix-vector product: [N].
-func rowSum(x *Node) *Node {
-	v := x.Shape().Dimensions[1]
-	ones := Ones(x.Graph(), shapes.Make(x.DType(), v))
-	return Dot(x, ones).Product()
-}
+func rowSum(x *Node) *Node { return sumLast(x) }
 
 // rowIota returns [N] row numbers.
 func rowIota(g *Graph, n int) *Node { return Iota(g, shapes.Make(dtypes.Int32, n), 0) }

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 
@@ -358,4 +359,46 @@ func TestScatterIntoSum(t *testing.T) {
 		}
 		return s
 	}).MustExec(tensors.FromFlatDataAndDimensions([]float64{1, 2}, 2))
+}
+
+// TestSumLastAxis checks SumLastAxis (on the go backend a product with ones) against sums in
+// float64 on the host, with and without the kept axis, in float32 and float64, and its gradient
+// (every entry gets its row's upstream gradient).
+func TestSumLastAxis(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	const a, b, c = 3, 5, 37
+	x := randSlice(r, a*b*c)
+	wOut := randSlice(r, a*b)
+	for _, dt := range []dtypes.DType{dtypes.Float32, dtypes.Float64} {
+		for _, keep := range []bool{false, true} {
+			exec := MustNewExec(engine.MustBackend(""), func(xn, wn *Node) []*Node {
+				xc := ConvertDType(xn, dt)
+				s := SumLastAxis(xc, keep)
+				if keep && s.Rank() != 3 || !keep && s.Rank() != 2 {
+					t.Fatalf("keep=%v: SumLastAxis gave shape %s", keep, s.Shape())
+				}
+				s = Reshape(s, a, b)
+				loss := ReduceAllSum(Mul(s, ConvertDType(wn, dt)))
+				return []*Node{ConvertDType(s, dtypes.Float64), ConvertDType(Gradient(loss, xc)[0], dtypes.Float64)}
+			})
+			res := exec.MustExec(tensors.FromFlatDataAndDimensions(x, a, b, c), tensors.FromFlatDataAndDimensions(wOut, a, b))
+			got, grad := tensors.MustCopyFlatData[float64](res[0]), tensors.MustCopyFlatData[float64](res[1])
+			tol := 1e-12
+			if dt == dtypes.Float32 {
+				tol = 1e-5
+			}
+			for i := 0; i < a*b; i++ {
+				var want float64
+				for k := 0; k < c; k++ {
+					want += x[i*c+k]
+					if g := grad[i*c+k]; math.Abs(g-wOut[i]) > tol*(1+math.Abs(wOut[i])) {
+						t.Fatalf("%s keep=%v: gradient [%d,%d] = %g, want %g", dt, keep, i, k, g, wOut[i])
+					}
+				}
+				if math.Abs(got[i]-want) > tol*(1+math.Abs(want)) {
+					t.Fatalf("%s keep=%v: sum %d = %.15g, want %.15g", dt, keep, i, got[i], want)
+				}
+			}
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/ml/layers/activation"
 	gnn "github.com/gomlx/gomlx/ml/nn"
@@ -81,8 +82,32 @@ func LayerNorm(w Weights, prefix string, x *Node, eps float64) *Node {
 
 // RMSNorm as Qwen2RMSNorm: x * rsqrt(mean(x^2) + eps) * weight, in float32.
 func RMSNorm(weight, x *Node, eps float64) *Node {
-	ms := ReduceAndKeep(Square(x), ReduceMean, -1)
+	ms := DivScalar(SumLastAxis(Square(x), true), float64(x.Shape().Dimensions[x.Rank()-1]))
 	return Mul(Div(x, Sqrt(AddScalar(ms, eps))), ExpandLeftToRank(weight, x.Rank()))
+}
+
+// SumLastAxis is ReduceSum over x's last axis, kept as an axis of size 1 when keep. On the go
+// backend it is the product of x with a row of ones instead: that backend's reductions walk an
+// index iterator per value (~1.7 ns per float32), while its small matmul sums 16 values per
+// instruction, in blocks rather than one by one (BenchmarkSumLastAxis: 16 sums of [128, 128]
+// float32, each with the add that makes its input, 0.60 -> 0.23 ms). Other backends and
+// non-float dtypes get ReduceSum.
+func SumLastAxis(x *Node, keep bool) *Node {
+	if x.Rank() < 1 || !x.DType().IsFloat() || x.DType().IsHalfPrecision() || !splitsForCores(x.Graph()) {
+		if keep {
+			return ReduceAndKeep(x, ReduceSum, -1)
+		}
+		return ReduceSum(x, -1)
+	}
+	dims := x.Shape().Dimensions
+	k := dims[len(dims)-1]
+	// ones [1, K] contracted on its last axis: the matmul's "transposed" layout, whose small
+	// kernel vectorizes along the contracted axis.
+	y := DotGeneral(x, []int{x.Rank() - 1}, nil, Ones(x.Graph(), shapes.Make(x.DType(), 1, k)), []int{1}, nil) // [..., 1]
+	if keep {
+		return y
+	}
+	return Reshape(y, dims[:len(dims)-1]...)
 }
 
 // GeluTanh is PyTorch's gelu(approximate="tanh") (SigLIP's gelu_pytorch_tanh):
@@ -337,7 +362,7 @@ func SoftmaxLastAxis(x *Node) *Node {
 		func() *Node { y = BackendFusedSoftmax(x, x.Rank()-1); return y },
 		func() *Node {
 			return IdentityWithCustomGradient(x, func(_, dy *Node) *Node {
-				return Mul(y, Sub(dy, ReduceAndKeep(Mul(dy, y), ReduceSum, -1)))
+				return Mul(y, Sub(dy, SumLastAxis(Mul(dy, y), true)))
 			})
 		},
 		true)

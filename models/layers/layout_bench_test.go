@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	gnn "github.com/gomlx/gomlx/ml/nn"
@@ -146,4 +147,45 @@ func randTensor(r *rand.Rand, std float64, dims ...int) *tensors.Tensor {
 		v[i] = float32(r.NormFloat64() * std)
 	}
 	return tensors.FromFlatDataAndDimensions(v, dims...)
+}
+
+// BenchmarkSumLastAxis compares ReduceSum over the last axis with SumLastAxis (a product with
+// ones on the go backend) at the sizes of the small preset's norms, softmax gradients and loss
+// sums. Each op is 16 chained sums (x + r for r < 16):
+//
+//	GOEXPERIMENT=simd go test -run XXX -bench SumLastAxis ./models/layers
+func BenchmarkSumLastAxis(b *testing.B) {
+	r := rand.New(rand.NewPCG(7, 8))
+	be := engine.MustBackend("")
+	const chain = 16
+	for _, c := range []struct {
+		dims []int
+		dt   dtypes.DType
+	}{{[]int{128, 128}, dtypes.Float32}, {[]int{128, 64}, dtypes.Float32}, {[]int{32, 512}, dtypes.Float64}, {[]int{2048, 8}, dtypes.Float64}} {
+		x := randTensor(r, 1, c.dims...)
+		for _, v := range []struct {
+			name string
+			sum  func(x *Node) *Node
+		}{{"ReduceSum", func(x *Node) *Node { return ReduceSum(x, -1) }}, {"SumLastAxis", func(x *Node) *Node { return SumLastAxis(x, false) }}} {
+			e := MustNewExec(be, func(x *Node) *Node {
+				x = ConvertDType(x, c.dt)
+				var sum *Node
+				for i := range chain {
+					y := v.sum(AddScalar(x, float64(i)))
+					if sum == nil {
+						sum = y
+					} else {
+						sum = Add(sum, y)
+					}
+				}
+				return sum
+			})
+			e.MustExec(x)
+			b.Run(fmt.Sprintf("%s%v/%s", c.dt, c.dims, v.name), func(b *testing.B) {
+				for range b.N {
+					e.MustExec(x)
+				}
+			})
+		}
+	}
 }
