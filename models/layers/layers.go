@@ -226,6 +226,10 @@ func attentionBlocks(q, k, v, bias *Node, causal bool, parts int) *Node {
 	if parts <= 1 {
 		return attentionCore(q, k, v, bias)
 	}
+	qd, kd := q.Shape().Dimensions, k.Shape().Dimensions
+	if goSmall(q.Graph(), qd[0]*kd[2], qd[1]*qd[2]/kd[2], qd[3], skv) {
+		return attentionBlocksHeadsMajor(q, k, v, bias, causal, parts)
+	}
 	outs := make([]*Node, parts)
 	for p := range parts {
 		lo, hi := p*sq/parts, (p+1)*sq/parts
@@ -247,6 +251,51 @@ func attentionBlocks(q, k, v, bias *Node, causal bool, parts int) *Node {
 		outs[p] = attentionCore(qp, kp, vp, bp)
 	}
 	return Concatenate(outs, 1)
+}
+
+// attentionBlocksHeadsMajor is attentionBlocks for products on the go backend's small-matmul
+// kernels: q, k and v go to the heads-major layouts of AttentionScores and AttentionValues once
+// (keys and values [B, KVH, D, Skv]), the blocks slice those, and their outputs are joined
+// before the one transpose back. Cutting first and transposing per block, as for large
+// products, moves the keys and values of a causal block's whole prefix again for every block
+// (2.5x their size with 4 blocks) and takes four times the transpose ops, each with the
+// executor's fixed cost.
+func attentionBlocksHeadsMajor(q, k, v, bias *Node, causal bool, parts int) *Node {
+	qd, kd := q.Shape().Dimensions, k.Shape().Dimensions
+	b, sq, h, d := qd[0], qd[1], qd[2], qd[3]
+	skv, kvh := kd[1], kd[2]
+	if h%kvh != 0 {
+		panic(fmt.Sprintf("layers.Attention: %d query heads are not a multiple of %d key/value heads", h, kvh))
+	}
+	g := h / kvh
+	qh := Reshape(TransposeAllAxes(MulScalar(q, 1/math.Sqrt(float64(d))), 0, 2, 1, 3), b, kvh, g, sq, d) // head kv*g + j
+	kt := TransposeAllAxes(k, 0, 2, 3, 1)                                                                // [B, KVH, D, Skv]
+	vt := TransposeAllAxes(v, 0, 2, 3, 1)                                                                // [B, KVH, D, Skv]
+	outs := make([]*Node, parts)
+	for p := range parts {
+		lo, hi := p*sq/parts, (p+1)*sq/parts
+		rows, kEnd := hi-lo, skv
+		if causal {
+			kEnd = hi
+		}
+		kp, vp := kt, vt
+		if kEnd < skv {
+			kp, vp = SliceAxis(kt, 3, AxisRange(0, kEnd)), SliceAxis(vt, 3, AxisRange(0, kEnd))
+		}
+		qp := Reshape(SliceAxis(qh, 3, AxisRange(lo, hi)), b, kvh, g*rows, d)
+		scores := DotGeneral(qp, []int{3}, []int{0, 1}, kp, []int{2}, []int{0, 1}) // [B, KVH, G*rows, kEnd]
+		if bias != nil {
+			bp := SliceAxis(bias, 2, AxisRange(lo, hi))
+			if kEnd < skv {
+				bp = SliceAxis(bp, 3, AxisRange(0, kEnd))
+			}
+			scores = Add(Reshape(scores, b, kvh, g, rows, kEnd), Reshape(ConvertDType(bp, scores.DType()), bias.Shape().Dimensions[0], 1, 1, rows, kEnd))
+		}
+		probs := Reshape(SoftmaxLastAxis(scores), b, kvh, g*rows, kEnd)
+		o := DotGeneral(probs, []int{3}, []int{0, 1}, vp, []int{3}, []int{0, 1}) // [B, KVH, G*rows, D]
+		outs[p] = Reshape(o, b, kvh, g, rows, d)
+	}
+	return TransposeAllAxes(Reshape(Concatenate(outs, 3), b, h, sq, d), 0, 2, 1, 3)
 }
 
 // attentionCore is Attention over all rows at once. It computes in the heads-major layout,
