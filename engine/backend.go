@@ -154,8 +154,11 @@ func gcPercent(live uint64) int {
 
 // liveHeap is the heap marked live by the last collection. (Its own sample each call: the tuner
 // reads it on the finalizer goroutine.)
-func liveHeap() uint64 {
-	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+func liveHeap() uint64 { return uint64Metric("/gc/heap/live:bytes") }
+
+// uint64Metric reads one runtime/metrics value of kind uint64 (0 if the runtime lacks it).
+func uint64Metric(name string) uint64 {
+	s := []metrics.Sample{{Name: name}}
 	metrics.Read(s)
 	if s[0].Value.Kind() != metrics.KindUint64 {
 		return 0

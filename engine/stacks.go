@@ -1,9 +1,6 @@
 package engine
 
-import (
-	"runtime/metrics"
-	"sync"
-)
+import "sync"
 
 // The pure-Go backend runs every op of a graph on a goroutine of its own. A goroutine starts
 // with the runtime's starting stack size, 8 KiB unless the runtime has seen bigger stacks: at
@@ -52,11 +49,4 @@ func parkAtDepth(n int) byte {
 }
 
 // StartingStackSize is the runtime's current starting stack size for new goroutines.
-func StartingStackSize() uint64 {
-	s := []metrics.Sample{{Name: "/gc/stack/starting-size:bytes"}}
-	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 {
-		return 0
-	}
-	return s[0].Value.Uint64()
-}
+func StartingStackSize() uint64 { return uint64Metric("/gc/stack/starting-size:bytes") }
