@@ -19,6 +19,9 @@ type GenerateOptions struct {
 	TopP         float64 // nucleus sampling mass, (0, 1]; 0 or 1 = no cut
 	Seed         uint64
 	StopIDs      []int // generation of a row ends at the first of these (not included in the output)
+	// OnStep, if set, is called after each step's tokens are chosen: step 0 from the prefill's
+	// logits, step s > 0 after s decoding passes (benchmarks time the two phases with it).
+	OnStep func(step int)
 }
 
 // Generate continues each input's prompt and returns the new token ids per input.
@@ -146,6 +149,9 @@ func (m *Model) Generate(inputs []Input, opts GenerateOptions) ([][]int, error) 
 			if !done[r] {
 				allDone = false
 			}
+		}
+		if opts.OnStep != nil {
+			opts.OnStep(step)
 		}
 		if allDone {
 			break
