@@ -210,7 +210,7 @@ func pairMarginals(x, delta, kk *Node) marginals {
 	// Probabilities inside blocks, and the block-pair weights exp(c_p - d_q) / Z.
 	pw := Div(ew, BroadcastToDims(Reshape(z, n, 1, 1, 1), n, nb, bs, bs))
 	wpq := Div(ecd, BroadcastToDims(Reshape(z, n, 1, 1), n, nb, nb))
-	rowsOf := func(v *Node) *Node { return sumLast(Mul(wpq, BroadcastToDims(Reshape(v, n, 1, nb), n, nb, nb))) } // sum_{q>p} w_pq v_q
+	rowsOf := func(v *Node) *Node { return sumLast(Mul(wpq, BroadcastToDims(Reshape(v, n, 1, nb), n, nb, nb))) }      // sum_{q>p} w_pq v_q
 	colsOf := func(v *Node) *Node { return ReduceSum(Mul(wpq, BroadcastToDims(Reshape(v, n, nb, 1), n, nb, nb)), 1) } // sum_{p<q} w_pq v_p
 	per := func(v *Node) *Node { return BroadcastToDims(InsertAxes(v, -1), n, nb, bs) }                               // [N, B] -> [N, B, b]
 	// The cross-block part of each marginal, [N, B, b].

@@ -2,6 +2,7 @@ package distill
 
 import (
 	"fmt"
+	"math"
 	"math/bits"
 
 	"github.com/gomlx/compute"
@@ -89,33 +90,34 @@ func TopMIndices(x *Node, m int) *Node {
 	return topMTournament(x, m)
 }
 
-// topMRounds: m rounds of ArgMax over the keys of the whole row; the winner's key is then lowered
-// to -1 in place with ScatterMin (N updates, no pass over the row). Keys are unique, so the ArgMax
-// position is the winner's index. The keys are kept as [V, N]: the go backend's ArgMax then runs
-// its inner loop over the N rows side by side instead of one row at a time (faster on the go backend).
+// topMRounds: m rounds of ArgMax over the row; the winner is then lowered to -inf in place with
+// ScatterMin (N updates, no pass over the row). The values are float64 with -inf raised to
+// -MaxFloat64, which is below every float32 value, so a lowered winner ranks below everything
+// left, -inf entries included. ArgMax returns the first of equal maxima, the lowest index: the
+// order of a stable descending sort, as the keys of the tournament encode it. The values are kept
+// as [V, N]: the go backend's ArgMax then runs its inner loop over the N rows side by side
+// instead of one row at a time (faster on the go backend).
 //
-// Each round is three ops in a chain (ArgMax, Concatenate, ScatterMin): the keys carry a unit
+// Each round is three ops in a chain (ArgMax, Concatenate, ScatterMin): the values carry a unit
 // axis, [V, N, 1], so that ArgMax's result is already the [N, 1] column that the scatter's
-// coordinates and the output are concatenated from, with no reshape (the go backend's executor
-// has a fixed cost per op, and the rounds are a chain).
+// coordinates and the output are concatenated from, with no reshape.
 func topMRounds(x *Node, m int) *Node {
 	g := x.Graph()
 	n, v := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
-	b := keyBits(v)
-	// Keys of the transposed values (a float32 transpose moves half the bytes of an int64 one).
-	if x.DType() != dtypes.Float32 {
+	if x.DType() != dtypes.Float32 { // as the keys: float32 order (a float64 input is rounded)
 		x = ConvertDType(x, dtypes.Float32)
 	}
-	keys := orderKeys(Reshape(Transpose(x, 0, 1), v, n, 1), Iota(g, shapes.Make(dtypes.Int32, v, n, 1), 0), b) // [V, N, 1]
+	// Transposed in float32 (half the bytes), then widened.
+	vals := MaxScalar(ConvertDType(Reshape(Transpose(x, 0, 1), v, n, 1), dtypes.Float64), -math.MaxFloat64) // [V, N, 1]
 	iotaN := Iota(g, shapes.Make(dtypes.Int32, n, 1), 0)
-	minus1 := BroadcastToDims(Scalar(g, dtypes.Int64, -1), n)
+	lowered := BroadcastToDims(Infinity(g, dtypes.Float64, -1), n)
 	out := make([]*Node, m)
 	for r := range m {
-		out[r] = ArgMax(keys, 0, dtypes.Int32) // [N, 1]
+		out[r] = ArgMax(vals, 0, dtypes.Int32) // [N, 1]
 		if r+1 < m {
-			// Coordinates (winner, row, 0) of each row's winner in the keys.
+			// Coordinates (winner, row, 0) of each row's winner.
 			at := Concatenate([]*Node{out[r], iotaN, ZerosLike(iotaN)}, 1)
-			keys = ScatterMin(keys, at, minus1, false, true)
+			vals = ScatterMin(vals, at, lowered, false, true)
 		}
 	}
 	return Concatenate(out, 1)

@@ -49,7 +49,7 @@ func checkTopM(t *testing.T, name string, data []float32, n, v, m int) time.Dura
 func TestTopMIndices(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
 	for _, tc := range []struct{ n, v, m int }{{3, 5, 5}, {4, 512, 64}, {2, 4096, 64}, {3, 5000, 64}, {2, 70001, 8}, {2, 151936, 64}} {
-		for _, kind := range []string{"normal", "ties", "neginf", "flat", "huge"} {
+		for _, kind := range []string{"normal", "ties", "neginf", "flat", "huge", "extremes"} {
 			data := make([]float32, tc.n*tc.v)
 			for i := range data {
 				switch kind {
@@ -66,6 +66,9 @@ func TestTopMIndices(t *testing.T) {
 					data[i] = 2.5
 				case "huge":
 					data[i] = float32(rng.NormFloat64() * 1e30)
+				case "extremes": // float32's ends, both infinities and both zeros, repeated
+					ends := []float64{math.Inf(-1), -math.MaxFloat32, math.MaxFloat32, math.Inf(1), math.Copysign(0, -1), 0, 1}
+					data[i] = float32(ends[rng.Intn(len(ends))])
 				}
 			}
 			if kind == "neginf" {
