@@ -18,10 +18,11 @@ import (
 // selection is exact (same result as a stable descending sort, lower index first among equal
 // values) and built from ArgMax, Gather and ScatterMin:
 //
-//   - Every entry gets a unique int64 key that orders like (value descending, index ascending):
-//     key = (orderBits(value) + 2^31) << B | (2^B - 1 - index), B = bits needed for V.
-//   - Small rows: M rounds of ArgMax over the keys, each taking the winner out (key = -1).
-//   - Vocabulary-sized rows: a two-level tournament. The row is cut into nb strided blocks of
+//   - Small rows: M rounds of ArgMax over the values (float64, -inf raised to -MaxFloat64), each
+//     taking the winner out (lowered to -inf); ArgMax's first-of-equals is the lower index.
+//   - Vocabulary-sized rows: a two-level tournament over unique int64 keys that order like
+//     (value descending, index ascending): key = (orderBits(value) + 2^31) << B | (2^B - 1 -
+//     index), B = bits needed for V. The row is cut into nb strided blocks of
 //     size 64 (block b = {b, b+nb, b+2nb, ...}); one ArgMax pass over the row gives each block's
 //     head, and superblocks of 64 blocks keep the max of their heads. Each of the M rounds picks the
 //     best superblock, the best block in it, outputs that block's head, and refills the block with
