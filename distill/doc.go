@@ -14,9 +14,10 @@
 // KneeK the same in the graph (float64, same operation order, so both agree exactly).
 //
 // Speed on the go backend (2 cores): graph.TopK is a full comparator sort (about 2 s per row of
-// 151936), so top-M selection is done by TopMIndices, an exact sort-free tournament (ArgMax over
-// strided blocks, then M small rounds); full-vocabulary losses use the fused softmax, matrix-vector
-// row sums and hand-written gradients (see vocab.go). The pair terms are computed on the gathered
+// 151936), so top-M selection is done by TopMIndices, exact and sort-free (M rounds of ArgMax
+// over short rows; over vocabulary-sized rows a tournament: ArgMax over strided blocks, then M
+// small rounds); full-vocabulary losses use the fused softmax, row sums as products with ones
+// (layers.SumLastAxis) and hand-written gradients (see vocab.go). The pair terms are computed on the gathered
 // M-window only, and without the [N, M, M] pair matrix: pairs inside blocks of 8 one by one, pairs
 // across blocks through per-block sums (pairMarginals; exact for any finite spread). Figures are
 // in bench_test.go's header and docs/BENCHMARKS.md.

@@ -14,7 +14,7 @@ import (
 // so these losses are written to touch the [N, V] logits as few times as possible:
 //   - softmax via the fused op (one exp per entry), log-sum-exp recovered from it as
 //     lse = x[j] - log p[j] at j = argmax (p[j] >= 1/V, so no underflow);
-//   - row sums via a matrix-vector product (blocked float32 accumulation, not one by one);
+//   - row sums as products with ones (sumLast: vector lanes, not one value at a time);
 //   - the gradient is written by hand (p - onehot, tau (p_s - p_t), ...) and attached with a
 //     custom VJP, instead of differentiating the fused softmax through its decomposed form.
 //
@@ -22,9 +22,6 @@ import (
 // nodes behind StopGradient, and y = y0 + (c - StopGradient(c)) with c = xid[n, j_n] a finite
 // entry of xid = IdentityWithCustomGradient(x). Autodiff reaches xid only through c, so the VJP
 // function receives the upstream gradient g [N] in column j_n and returns g ⊙ G for the exact G.
-
-// rowSum sums the last axis of x [N, V] with a matrix-vector product: [N].
-func rowSum(x *Node) *Node { return sumLast(x) }
 
 // rowIota returns [N] row numbers.
 func rowIota(g *Graph, n int) *Node { return Iota(g, shapes.Make(dtypes.Int32, n), 0) }
@@ -129,7 +126,7 @@ func ForwardKL(t, s, mask *Node, tau float64) *Node {
 	a, b, pt, ps, sIn := klPrep("ForwardKL", t, s, mask, tau)
 	v := a.Shape().Dimensions[1]
 	// KL = sum p_t (a - b) + lse_b - lse_a   (sum p_t = 1)
-	y0 := Add(rowSum(Mul(pt.p, Sub(a, b))), Sub(ps.lse, pt.lse))
+	y0 := Add(sumLast(Mul(pt.p, Sub(a, b))), Sub(ps.lse, pt.lse))
 	y0 = MulScalar(y0, tau*tau)
 	y := withCustomRowGradient(sIn, y0, ps.arg, func(gr *Node) *Node {
 		// d/ds = tau (p_s - p_t)
@@ -143,7 +140,7 @@ func ReverseKL(t, s, mask *Node, tau float64) *Node {
 	a, b, pt, ps, sIn := klPrep("ReverseKL", t, s, mask, tau)
 	v := a.Shape().Dimensions[1]
 	ba := Sub(b, a)
-	kk := rowSum(Mul(ps.p, ba)) // sum p_s (b - a)
+	kk := sumLast(Mul(ps.p, ba)) // sum p_s (b - a)
 	y0 := MulScalar(Add(kk, Sub(pt.lse, ps.lse)), tau*tau)
 	y := withCustomRowGradient(sIn, y0, ps.arg, func(gr *Node) *Node {
 		// d/ds = tau · p_s ⊙ ((b - a) - K)
@@ -165,11 +162,11 @@ func JSD(t, s, mask *Node, tau float64) *Node {
 	// 0.5 sum p_t (log p_t - log m) + 0.5 sum p_s (log p_s - log m); every log is finite, so
 	// zero probabilities contribute exactly 0.
 	hs := Sub(logPs, logM)
-	y0 := MulScalar(Add(rowSum(Mul(pt.p, Sub(logPt, logM))), rowSum(Mul(ps.p, hs))), 0.5)
+	y0 := MulScalar(Add(sumLast(Mul(pt.p, Sub(logPt, logM))), sumLast(Mul(ps.p, hs))), 0.5)
 	y := withCustomRowGradient(sIn, y0, ps.arg, func(gr *Node) *Node {
 		// dJSD/dp_s = 0.5 log(p_s/m); through the softmax: p_s ⊙ (h - sum p_s h) / tau.
 		h := MulScalar(hs, 0.5)
-		eh := rowSum(Mul(ps.p, h))
+		eh := sumLast(Mul(ps.p, h))
 		return Mul(Mul(ps.p, Sub(h, bcastRow(eh, v))), bcastRow(MulScalar(gr, 1/tau), v))
 	})
 	return applyMask(y, mask)
