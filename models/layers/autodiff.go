@@ -55,16 +55,12 @@ func skipIdentityTranspose(x *Node) *Node {
 	if !in.Shape().Equal(x.Shape()) {
 		return x
 	}
-	m := permutationRE.FindStringSubmatch(x.String())
-	if m == nil {
+	perm, ok := transposePermutation(x)
+	if !ok {
 		return x
 	}
-	fields := strings.Fields(m[1])
-	if len(fields) != x.Rank() {
-		return x
-	}
-	for i, f := range fields {
-		if p, err := strconv.Atoi(f); err != nil || p != i {
+	for i, p := range perm {
+		if p != i {
 			return x
 		}
 	}
@@ -236,8 +232,25 @@ func lhsGradientThroughTranspose(node, v *Node) *Node {
 
 // isSwap reports whether x, a Transpose of a matrix, has the permutation [1 0].
 func isSwap(x *Node) bool {
+	perm, ok := transposePermutation(x)
+	return ok && slices.Equal(perm, []int{1, 0})
+}
+
+// transposePermutation reads the permutation of a Transpose node from its description (GoMLX
+// does not export it); ok is false unless it is one index per axis.
+func transposePermutation(x *Node) (perm []int, ok bool) {
 	m := permutationRE.FindStringSubmatch(x.String())
-	return m != nil && strings.Join(strings.Fields(m[1]), " ") == "1 0"
+	if m == nil {
+		return nil, false
+	}
+	for _, f := range strings.Fields(m[1]) {
+		p, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, false
+		}
+		perm = append(perm, p)
+	}
+	return perm, len(perm) == x.Rank()
 }
 
 // dotGeneralAxes are a DotGeneral node's axes, read from its description: GoMLX does not export
