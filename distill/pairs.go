@@ -268,11 +268,12 @@ func DBiLDTerms(t, s, mask *Node, opts DBiLDOptions) (lt, ls, kt, ks *Node) {
 	if kMax <= 0 || kMax > m {
 		kMax = m
 	}
-	t = StopGradient(t)
 	// Teacher-led: I = top-M of t in teacher order; a = t[I], b = s[I].
 	// Student-led: J = top-M of s (no gradient in the selection); c = s[J], e = t[J].
+	// (Selected before StopGradient, so that other terms on the same logits share the selection.)
 	iT := TopMIndices(t, m)
 	jS := TopMIndices(s, m)
+	t = StopGradient(t)
 	a, e := gatherBoth(t, iT, jS)
 	b, c := gatherBoth(s, iT, jS)
 	kt = KneeK(a, opts.KMin, kMax)
@@ -305,7 +306,6 @@ func BiLD(t, s, mask *Node, k int, tau float64) *Node {
 	if k < 1 {
 		panic(fmt.Sprintf("distill.BiLD: k=%d must be >= 1", k))
 	}
-	t = StopGradient(t)
 	kN := func(top *Node) *Node { // k capped at the finite head (as for DBiLD)
 		finite := ConvertDType(GreaterThan(top, Infinity(g, top.DType(), -1)), dtypes.Int32)
 		return MinScalar(ReduceSum(finite, 1), int32(k))
@@ -313,6 +313,7 @@ func BiLD(t, s, mask *Node, k int, tau float64) *Node {
 	_ = n
 	iT := TopMIndices(t, k)
 	jS := TopMIndices(s, k)
+	t = StopGradient(t)
 	a, e := gatherBoth(t, iT, jS)
 	b, c := gatherBoth(s, iT, jS)
 	lt := pairKL(a, b, kN(a), tau, false)

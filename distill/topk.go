@@ -84,12 +84,34 @@ func TopMIndices(x *Node, m int) *Node {
 	if m < 1 || m > v {
 		panic(fmt.Sprintf("distill.TopMIndices: m=%d out of range for V=%d", m, v))
 	}
-	// No StopGradient needed: the result is integer (ArgMax/keys), and an Identity would copy x.
-	if v < tourMinLen {
-		return topMRounds(x, m)
+	// One graph often selects from the same logits more than once: the teacher's, for DBiLD's
+	// align and visual-switch terms, and BiLD's top-k is a prefix of DBiLD's top-M. The
+	// selection is deterministic, so each node's widest selection is kept in the graph's state
+	// and narrower requests take its first m columns.
+	memo, _ := x.Graph().State(topMMemoKey{}).(map[*Node]*Node)
+	if memo == nil {
+		memo = map[*Node]*Node{}
+		x.Graph().AttachState(topMMemoKey{}, memo)
 	}
-	return topMTournament(x, m)
+	if idx := memo[x]; idx != nil && idx.Shape().Dimensions[1] >= m {
+		if idx.Shape().Dimensions[1] == m {
+			return idx
+		}
+		return Slice(idx, AxisRange(), AxisRange(0, m))
+	}
+	// No StopGradient needed: the result is integer (ArgMax/keys), and an Identity would copy x.
+	var idx *Node
+	if v < tourMinLen {
+		idx = topMRounds(x, m)
+	} else {
+		idx = topMTournament(x, m)
+	}
+	memo[x] = idx
+	return idx
 }
+
+// topMMemoKey keys the graph state that holds TopMIndices' selections (see there).
+type topMMemoKey struct{}
 
 // topMRounds: m rounds of ArgMax over the row; the winner is then lowered to -inf in place with
 // ScatterMin (N updates, no pass over the row). The values are float64 with -inf raised to

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/switchkd/switchkd/engine"
@@ -80,5 +82,74 @@ func TestTopMIndices(t *testing.T) {
 			}
 			checkTopM(t, kind, data, tc.n, tc.v, tc.m)
 		}
+	}
+}
+
+// countType counts the graph's nodes of one type.
+func countType(g *Graph, typ NodeType) int {
+	c := 0
+	for _, nd := range g.Nodes() {
+		if nd.Type() == typ {
+			c++
+		}
+	}
+	return c
+}
+
+// One graph selects once per logits node: a narrower request on the same node is the prefix of
+// the wider selection (checked against the host reference), and the teacher's selection is
+// shared by DBiLD's align and visual-switch terms.
+func TestTopMIndicesShared(t *testing.T) {
+	rng := rand.New(rand.NewSource(5))
+	const n, v = 3, 200
+	data := make([]float32, n*v)
+	for i := range data {
+		data[i] = float32(rng.Intn(40)) // ties
+	}
+	b := engine.MustBackend("")
+	var argMax int
+	e := MustNewExec(b, func(x *Node) []*Node {
+		wide := TopMIndices(x, 20)
+		narrow := TopMIndices(x, 6)
+		again := TopMIndices(x, 20)
+		if again != wide {
+			t.Errorf("a second top-20 of the same node built a new selection")
+		}
+		argMax = countType(x.Graph(), NodeTypeArgMinMax)
+		return []*Node{wide, narrow}
+	})
+	out := e.MustExec(tensors.FromFlatDataAndDimensions(data, n, v))
+	if argMax != 20 {
+		t.Errorf("top-20 and top-6 of one node: %d ArgMax rounds, want 20", argMax)
+	}
+	for i, m := range []int{20, 6} {
+		got := tensors.MustCopyFlatData[int32](out[i])
+		for r := range n {
+			want := hostTopM(data[r*v:(r+1)*v], m)
+			for j := range m {
+				if got[r*m+j] != want[j] {
+					t.Fatalf("top-%d row %d rank %d: got %d, want %d", m, r, j, got[r*m+j], want[j])
+				}
+			}
+		}
+	}
+
+	// Two DBiLD terms with one teacher select once fewer than with two teachers (the knees use
+	// ArgMax too, so the graphs are compared).
+	build := func(sameTeacher bool) int {
+		g := NewGraph(b, "shared")
+		mk := func(name string) *Node { return Parameter(g, name, shapes.Make(dtypes.Float32, 4, 100)) }
+		t1, s1, w1 := mk("t"), mk("s"), mk("w")
+		t2 := t1
+		if !sameTeacher {
+			t2 = mk("t2")
+		}
+		opts := DefaultDBiLDOptions()
+		opts.Window = 10
+		_ = Add(DBiLD(t1, s1, nil, opts), DBiLD(t2, w1, nil, opts))
+		return countType(g, NodeTypeArgMinMax)
+	}
+	if shared, apart := build(true), build(false); shared != apart-10 {
+		t.Errorf("DBiLD(t, s) + DBiLD(t, w), window 10: %d ArgMax nodes, with two teachers %d; want 10 fewer", shared, apart)
 	}
 }

@@ -153,10 +153,12 @@ func timeLosses(n, v, reps int) (float64, error) {
 	be := engine.MustBackend("")
 	e, err := NewExec(be, func(t, s, sw, w *Node, lab *Node) []*Node {
 		o := train.DefaultObjective()
-		loss := ReduceAllSum(distill.CE(s, lab, w))
-		loss = Add(loss, ReduceAllSum(distill.BiLD(t, s, w, 8, 3)))
-		loss = Add(loss, ReduceAllSum(distill.DBiLD(t, s, w, o.DBiLD)))
+		// DBiLD's top-M selections are built first: BiLD's top-8 are their prefixes (the
+		// selections of one graph are shared, see distill.TopMIndices).
+		loss := ReduceAllSum(distill.DBiLD(t, s, w, o.DBiLD))
 		loss = Add(loss, ReduceAllSum(distill.DBiLD(t, sw, w, o.DBiLD)))
+		loss = Add(loss, ReduceAllSum(distill.BiLD(t, s, w, 8, 3)))
+		loss = Add(loss, ReduceAllSum(distill.CE(s, lab, w)))
 		return Gradient(loss, s, sw)
 	})
 	if err != nil {
