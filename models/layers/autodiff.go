@@ -40,6 +40,69 @@ func init() {
 		}
 		return grads
 	}
+	// A Transpose's gradient is the inverse transpose of the incoming one. When the incoming one
+	// is itself a transpose that the inverse undoes, both are skipped: Linear's weight on the go
+	// backend is Transpose(W), and rhsGradient may build its gradient as a product in W's own
+	// order followed by a transpose into Transpose(W)'s order (plan P), which this undoes.
+	origT := VJPRegistration[NodeTypeTranspose]
+	VJPRegistration[NodeTypeTranspose] = func(node *Node, vjpOutputs []*Node, outputShape shapes.Shape) []*Node {
+		grads := origT(node, vjpOutputs, outputShape)
+		for i, g := range grads {
+			grads[i] = cancelTransposePair(g)
+		}
+		return grads
+	}
+}
+
+// cancelTransposePair returns u when x = Transpose(Transpose(u, p), q) and the two permutations
+// undo each other (p[q[i]] == i), else x.
+func cancelTransposePair(x *Node) *Node {
+	if x == nil || x.Type() != NodeTypeTranspose || len(x.Inputs()) != 1 {
+		return x
+	}
+	y := x.Inputs()[0]
+	if y.Type() != NodeTypeTranspose || len(y.Inputs()) != 1 {
+		return x
+	}
+	q, ok1 := transposePermutation(x)
+	p, ok2 := transposePermutation(y)
+	if !ok1 || !ok2 || len(p) != len(q) {
+		return x
+	}
+	for i := range q {
+		if p[q[i]] != i {
+			return x
+		}
+	}
+	u := y.Inputs()[0]
+	if !u.Shape().Equal(x.Shape()) {
+		return x
+	}
+	return u
+}
+
+// undoesTranspose reports whether b is a Transpose whose gradient (the inverse permutation)
+// undoes perm: a gradient built in B's order by TransposeAllAxes(g, perm...) is then g itself
+// after b's gradient (cancelTransposePair).
+func undoesTranspose(b *Node, perm []int) bool {
+	if b.Type() != NodeTypeTranspose || len(b.Inputs()) != 1 {
+		return false
+	}
+	pb, ok := transposePermutation(b)
+	if !ok || len(pb) != len(perm) {
+		return false
+	}
+	// Gradient in B's order: gB[i] = g[perm[i]]; b's gradient: gW[j] = gB[inv(pb)[j]].
+	inv := make([]int, len(pb))
+	for to, from := range pb {
+		inv[from] = to
+	}
+	for j := range inv {
+		if perm[inv[j]] != j {
+			return false
+		}
+	}
+	return true
 }
 
 var permutationRE = regexp.MustCompile(`permutation=\[([0-9 ]*)\]`)
@@ -158,10 +221,14 @@ func rhsGradient(node, v *Node) *Node {
 	if nxa == 0 || nxb == 0 {
 		return nil
 	}
-	// Sizes moved by each plan's transposes (the matmuls are the same).
+	// Sizes moved by each plan's transposes (the matmuls are the same). P's last transpose is
+	// free when b is a Transpose whose own gradient undoes it (Linear's Transpose(W)).
 	sizeV, sizeA, sizeB := v.Shape().Size(), a.Shape().Size(), b.Shape().Size()
+	iota := xslices.Iota[int]
+	batch := iota(0, nb)
+	permP := slices.Concat(batch, []int{nb + nxb}, iota(nb, nxb)) // P's last transpose (cb == nb)
 	costP, costQ := sizeV, 0
-	if cb == nb {
+	if cb == nb && !undoesTranspose(b, permP) {
 		costP += sizeB
 	}
 	if ca != nb {
@@ -170,8 +237,6 @@ func rhsGradient(node, v *Node) *Node {
 	if cb != nb {
 		costQ += sizeB
 	}
-	iota := xslices.Iota[int]
-	batch := iota(0, nb)
 	crossA := iota(nb, nxa) // A's cross axes, in A
 	if ca == nb {
 		crossA = iota(nb+1, nxa)
@@ -182,7 +247,7 @@ func rhsGradient(node, v *Node) *Node {
 		vt := TransposeAllAxes(v, slices.Concat(batch, iota(nb+nxa, nxb), iota(nb, nxa))...)
 		g = DotGeneral(vt, iota(nb+nxb, nxa), batch, a, crossA, batch) // [batch, crossB..., cA]
 		if cb == nb {
-			g = TransposeAllAxes(g, slices.Concat(batch, []int{nb + nxb}, iota(nb, nxb))...)
+			g = TransposeAllAxes(g, permP...)
 		}
 	} else {
 		at := a

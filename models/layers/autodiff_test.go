@@ -154,3 +154,44 @@ func TestDotGeneralGradients(t *testing.T) {
 		})
 	}
 }
+
+// TestLinearThroughTransposeWeightGradient: Linear's go-backend form y = x @ Transpose(W). W's
+// gradient must equal the reference, and be one product in W's own order: plan P's transpose into
+// Transpose(W)'s order and Transpose(W)'s own gradient undo each other and are both skipped
+// (cancelTransposePair), leaving only dY's transpose as the product's input.
+func TestLinearThroughTransposeWeightGradient(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	ad, wd := []int{2, 5, 4}, []int{3, 4} // x [B, L, in], W [out, in]
+	a, wv := randSlice(r, 40), randSlice(r, 12)
+	upd := randSlice(r, 30)
+	var top *Node
+	exec := MustNewExec(engine.MustBackend(""), func(x, w, u *Node) []*Node {
+		y := DotGeneral(x, []int{2}, nil, Transpose(w, 0, 1), []int{0}, nil) // [B, L, out]
+		g := Gradient(ReduceAllSum(Mul(y, u)), x, w)
+		top = g[1]
+		return g
+	})
+	res := exec.MustExec(tensors.FromFlatDataAndDimensions(a, ad...), tensors.FromFlatDataAndDimensions(wv, wd...),
+		tensors.FromFlatDataAndDimensions(upd, 2, 5, 3))
+	da, dw := refDotGrads(a, ad, 2, wv, wd, 1, 0, upd)
+	for k, want := range [][]float64{da, dw} {
+		got := tensors.MustCopyFlatData[float64](res[k])
+		for i := range want {
+			if math.Abs(got[i]-want[i]) > 1e-12 {
+				t.Fatalf("d%s[%d] = %g, want %g", []string{"x", "W"}[k], i, got[i], want[i])
+			}
+		}
+	}
+	if top.Type() != NodeTypeDotGeneral {
+		t.Fatalf("W's gradient ends in a %s, want the DotGeneral itself (no transposes after it)", top.Type())
+	}
+	n := 0
+	for _, in := range top.Inputs() {
+		if in.Type() == NodeTypeTranspose {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("W's gradient product has %d transposed inputs, want 1 (dY)", n)
+	}
+}
