@@ -179,8 +179,7 @@ func pairMarginals(x, delta, kk *Node) marginals {
 		mx := ReduceMax(Reshape(within, n, bs*bs), 1)
 		ew := Exp(Sub(within, BroadcastToDims(Reshape(mx, n, 1, 1, 1), n, 1, bs, bs)))
 		z := sumFrom(ew, 1)
-		pw := Div(ew, BroadcastToDims(Reshape(z, n, 1, 1, 1), n, 1, bs, bs))
-		return blockMarginals(Add(mx, Log(z)), pw, delta, m, nil)
+		return blockMarginals(Add(mx, Log(z)), z, ew, delta, m, nil)
 	}
 	// Per-block factors. Blocks with no head entry get c = d = 0 and e = f = 0.
 	nonEmpty := Reshape(Slice(h3, AxisRange(), AxisRange(), AxisRange(0, 1)), n, nb) // head is a prefix
@@ -207,9 +206,9 @@ func pairMarginals(x, delta, kk *Node) marginals {
 	ef := Mul(BroadcastToDims(Reshape(eSum, n, nb, 1), n, nb, nb), BroadcastToDims(Reshape(fSum, n, 1, nb), n, nb, nb))
 	z := Add(sumFrom(ew, 1), sumFrom(Mul(ecd, ef), 1))
 	lz := Add(mx, Log(z))
-	// Probabilities inside blocks, and the block-pair weights exp(c_p - d_q) / Z.
-	pw := Div(ew, BroadcastToDims(Reshape(z, n, 1, 1, 1), n, nb, bs, bs))
-	wpq := Div(ecd, BroadcastToDims(Reshape(z, n, 1, 1), n, nb, nb))
+	// The marginals are sums of ew (inside blocks) and of the block-pair weights
+	// exp(c_p - d_q - mx) (across), all divided by z: the division is done once, on the sums.
+	wpq := ecd
 	rowsOf := func(v *Node) *Node { return sumLast(Mul(wpq, BroadcastToDims(Reshape(v, n, 1, nb), n, nb, nb))) }      // sum_{q>p} w_pq v_q
 	colsOf := func(v *Node) *Node { return ReduceSum(Mul(wpq, BroadcastToDims(Reshape(v, n, nb, 1), n, nb, nb)), 1) } // sum_{p<q} w_pq v_p
 	per := func(v *Node) *Node { return BroadcastToDims(InsertAxes(v, -1), n, nb, bs) }                               // [N, B] -> [N, B, b]
@@ -220,34 +219,48 @@ func pairMarginals(x, delta, kk *Node) marginals {
 		cross.rowDelta = Mul(e, per(rowsOf(sumLast(Mul(f, d3)))))
 		cross.colDelta = Mul(f, per(colsOf(sumLast(Mul(e, d3)))))
 	}
-	return blockMarginals(lz, pw, delta, m, cross)
+	return blockMarginals(lz, z, ew, delta, m, cross)
 }
 
-// blockMarginals sums the in-block pair probabilities pw [N, B, b, b] into the marginals, adds
-// the cross-block parts ([N, B, b] each; nil for a single block) and cuts them to the window's m
-// entries.
-func blockMarginals(lz, pw, delta *Node, m int, cross *marginals) marginals {
-	n, nb, bs := pw.Shape().Dimensions[0], pw.Shape().Dimensions[1], pw.Shape().Dimensions[2]
+// blockMarginals sums the in-block pair weights ew [N, B, b, b] into the marginals, adds the
+// cross-block parts ([N, B, b] each, on the same scale; nil for a single block), cuts them to the
+// window's m entries and divides them by z [N] (the pair weights' total).
+func blockMarginals(lz, z, ew, delta *Node, m int, cross *marginals) marginals {
+	n, nb, bs := ew.Shape().Dimensions[0], ew.Shape().Dimensions[1], ew.Shape().Dimensions[2]
+	rz := BroadcastToDims(InsertAxes(Reciprocal(z), -1), n, m)
 	add := func(inBlock, across *Node) *Node {
 		if across != nil {
 			inBlock = Add(inBlock, across)
 		}
-		return Slice(Reshape(inBlock, n, nb*bs), AxisRange(), AxisRange(0, m))
+		return Mul(Slice(Reshape(inBlock, n, nb*bs), AxisRange(), AxisRange(0, m)), rz)
 	}
 	if cross == nil {
 		cross = &marginals{}
 	}
 	out := marginals{lz: lz}
-	out.rowMass = add(sumLast(pw), cross.rowMass)
-	out.colMass = add(ReduceSum(pw, 2), cross.colMass)
+	out.rowMass = add(sumLast(ew), cross.rowMass)
+	out.colMass = add(sumRows(ew), cross.colMass)
 	if delta != nil {
 		d3 := Reshape(delta, n, nb, bs)
 		dj := BroadcastToDims(Reshape(d3, n, nb, 1, bs), n, nb, bs, bs)
 		di := BroadcastToDims(Reshape(d3, n, nb, bs, 1), n, nb, bs, bs)
-		out.rowDelta = add(sumLast(Mul(pw, dj)), cross.rowDelta)
-		out.colDelta = add(ReduceSum(Mul(pw, di), 2), cross.colDelta)
+		out.rowDelta = add(sumLast(Mul(ew, dj)), cross.rowDelta)
+		out.colDelta = add(sumRows(Mul(ew, di)), cross.colDelta)
 	}
 	return out
+}
+
+// sumRows sums x [N, B, b, b] over axis 2: [N, B, b]. On the go backend as a batched product
+// with a row of ones (its reductions walk an index iterator per value; see layers.SumLastAxis).
+func sumRows(x *Node) *Node {
+	if x.Graph().Backend().String() != "go" {
+		return ReduceSum(x, 2)
+	}
+	d := x.Shape().Dimensions
+	nb := d[0] * d[1]
+	ones := Ones(x.Graph(), shapes.Make(x.DType(), nb, 1, d[2]))
+	y := DotGeneral(ones, []int{2}, []int{0}, Reshape(x, nb, d[2], d[3]), []int{1}, []int{0}) // [N*B, 1, b]
+	return Reshape(y, d[0], d[1], d[3])
 }
 
 // DBiLDTerms computes the two DBiLD terms per position and the knees: lt = L_t (teacher-led),
