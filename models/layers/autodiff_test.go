@@ -195,3 +195,45 @@ func TestLinearThroughTransposeWeightGradient(t *testing.T) {
 		t.Errorf("W's gradient product has %d transposed inputs, want 1 (dY)", n)
 	}
 }
+
+// TestApplyRotaryProduct: on the go backend ApplyRotary at small sizes takes rotate_half as a
+// product with a 0/±1 matrix. Its values and its gradient must equal, bit for bit, the
+// slice-and-concatenate form (rotate_half as in transformers), computed here directly.
+func TestApplyRotaryProduct(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	const b, l, heads, d = 1, 6, 3, 8
+	x, c, s, u := randSlice(r, b*l*heads*d), randSlice(r, b*l*d), randSlice(r, b*l*d), randSlice(r, b*l*heads*d)
+	for _, v := range [][]float64{x, c, s, u} { // float32 values held in float64
+		for i := range v {
+			v[i] = float64(float32(v[i]))
+		}
+	}
+	run := func(product bool) [][]float64 {
+		exec := MustNewExec(engine.MustBackend(""), func(xn, cn, sn, un *Node) []*Node {
+			var y *Node
+			if product {
+				y = ApplyRotary(xn, cn, sn)
+			} else {
+				x1 := SliceAxis(xn, -1, AxisRange(0, d/2))
+				x2 := SliceAxis(xn, -1, AxisRange(d/2, d))
+				y = Add(Mul(xn, cn), Mul(Concatenate([]*Node{Neg(x2), x1}, -1), sn))
+			}
+			if product && y.Inputs()[1].Inputs()[0].Type() != NodeTypeDotGeneral {
+				t.Fatalf("ApplyRotary at [%d, %d, %d, %d] did not take the product form", b, l, heads, d)
+			}
+			return []*Node{y, Gradient(ReduceAllSum(Mul(y, un)), xn)[0]}
+		})
+		res := exec.MustExec(tensors.FromFlatDataAndDimensions(x, b, l, heads, d),
+			tensors.FromFlatDataAndDimensions(c, b, l, 1, d), tensors.FromFlatDataAndDimensions(s, b, l, 1, d),
+			tensors.FromFlatDataAndDimensions(u, b, l, heads, d))
+		return [][]float64{tensors.MustCopyFlatData[float64](res[0]), tensors.MustCopyFlatData[float64](res[1])}
+	}
+	got, want := run(true), run(false)
+	for k, name := range []string{"value", "gradient"} {
+		for i := range want[k] {
+			if got[k][i] != want[k][i] {
+				t.Fatalf("%s[%d] = %v, want %v", name, i, got[k][i], want[k][i])
+			}
+		}
+	}
+}

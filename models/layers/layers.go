@@ -146,13 +146,45 @@ func RotaryCosSin(positions *Node, headDim int, theta float64) (cos, sin *Node) 
 	return Cos(angles), Sin(angles)
 }
 
-// ApplyRotary rotates x [B, L, heads, D] by the tables from RotaryCosSin.
+// ApplyRotary rotates x [B, L, heads, D] by the tables from RotaryCosSin: x cos + rotate_half(x)
+// sin, rotate_half(x) = [-x2, x1] for the halves x1, x2 of the last axis.
+//
+// On the go backend, below its small-matmul threshold, rotate_half is the product x @ R with R
+// the [D, D] matrix of 0 and ±1 that moves and negates the halves: exact (each output is one
+// input times ±1 plus zeros), one op instead of two slices, a negation and a concatenation,
+// and its gradient is one product instead of two zero pads and their sum (the go backend's pad
+// and slice walk an index iterator per value). Only an infinite input differs: 0 * inf makes its
+// row NaN rather than ±inf.
 func ApplyRotary(x, cos, sin *Node) *Node {
 	d := x.Shape().Dimensions[x.Rank()-1]
-	x1 := SliceAxis(x, -1, AxisRange(0, d/2))
-	x2 := SliceAxis(x, -1, AxisRange(d/2, d))
-	rot := Concatenate([]*Node{Neg(x2), x1}, -1)
+	var rot *Node
+	if d%2 == 0 && x.DType().IsFloat() && !x.DType().IsHalfPrecision() && goSmall(x.Graph(), 1, x.Shape().Size()/d, d, d) {
+		rot = rotateHalfProduct(x)
+	} else {
+		x1 := SliceAxis(x, -1, AxisRange(0, d/2))
+		x2 := SliceAxis(x, -1, AxisRange(d/2, d))
+		rot = Concatenate([]*Node{Neg(x2), x1}, -1)
+	}
 	return Add(Mul(x, cos), Mul(rot, sin))
+}
+
+// rotateHalfProduct is rotate_half(x) = x @ R over the last axis (D even). It is built as
+// x @ Transpose(R^T), Linear's form, so that the gradient reads R^T as it is (the matmul's fast
+// layout; lhsGradientThroughTranspose).
+func rotateHalfProduct(x *Node) *Node {
+	d := x.Shape().Dimensions[x.Rank()-1]
+	h := d / 2
+	rt := make([][]float64, d) // R^T[j][k] = R[k][j]
+	for j := range rt {
+		rt[j] = make([]float64, d)
+		if j < h {
+			rt[j][j+h] = -1 // out j < D/2 is -x[j + D/2]
+		} else {
+			rt[j][j-h] = 1 // out j >= D/2 is x[j - D/2]
+		}
+	}
+	r := Transpose(ConstAsDType(x.Graph(), x.DType(), rt), 0, 1)
+	return DotGeneral(x, []int{x.Rank() - 1}, nil, r, []int{0}, nil)
 }
 
 // MaskBias turns a boolean attention mask [B, Sq, 1, Skv] (true = may attend) into the additive
