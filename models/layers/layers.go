@@ -80,10 +80,13 @@ func LayerNorm(w Weights, prefix string, x *Node, eps float64) *Node {
 	return gnn.LayerNorm(x, []int{-1}, eps, w(prefix+".weight"), w(prefix+".bias"), nil)
 }
 
-// RMSNorm as Qwen2RMSNorm: x * rsqrt(mean(x^2) + eps) * weight, in float32.
+// RMSNorm as Qwen2RMSNorm: x * rsqrt(mean(x^2) + eps) * weight, in float32. x is multiplied by
+// each row's 1/sqrt (GoMLX's Rsqrt has no gradient) rather than divided by its sqrt: on the go
+// backend a broadcasting division over [rows, hidden], and the two more of its gradient, cost
+// more than products; only the [rows, 1] reciprocal divides.
 func RMSNorm(weight, x *Node, eps float64) *Node {
 	ms := DivScalar(SumLastAxis(Square(x), true), float64(x.Shape().Dimensions[x.Rank()-1]))
-	return Mul(Div(x, Sqrt(AddScalar(ms, eps))), ExpandLeftToRank(weight, x.Rank()))
+	return Mul(Mul(x, Reciprocal(Sqrt(AddScalar(ms, eps)))), ExpandLeftToRank(weight, x.Rank()))
 }
 
 // SumLastAxis is ReduceSum over x's last axis, kept as an axis of size 1 when keep. On the go
