@@ -32,7 +32,7 @@ func TestParallelExecutorRepeated(t *testing.T) {
 			done := make(chan string, 1)
 			go func() {
 				var out, errb bytes.Buffer
-				if code := run([]string{"bench-step", "--preset", "small", "--steps", "12", "--batch", batch}, &out, &errb); code != 0 {
+				if code := run([]string{"bench-step", "--preset", "small", "--steps", "12", "--batch", batch, "--losses-window", "0"}, &out, &errb); code != 0 {
 					done <- "exit code " + strconv.Itoa(code) + ": " + errb.String()
 					return
 				}
