@@ -207,10 +207,9 @@ func pairMarginals(x, delta, kk *Node) marginals {
 	z := Add(sumFrom(ew, 1), sumFrom(Mul(ecd, ef), 1))
 	lz := Add(mx, Log(z))
 	// The marginals are sums of ew (inside blocks) and of the block-pair weights
-	// exp(c_p - d_q - mx) (across), all divided by z: the division is done once, on the sums.
-	wpq := ecd
-	rowsOf := func(v *Node) *Node { return sumLast(Mul(wpq, BroadcastToDims(Reshape(v, n, 1, nb), n, nb, nb))) }      // sum_{q>p} w_pq v_q
-	colsOf := func(v *Node) *Node { return ReduceSum(Mul(wpq, BroadcastToDims(Reshape(v, n, nb, 1), n, nb, nb)), 1) } // sum_{p<q} w_pq v_p
+	// ecd = exp(c_p - d_q - mx) (across), all divided by z: the division is done once, on the sums.
+	rowsOf := func(v *Node) *Node { return sumLast(Mul(ecd, BroadcastToDims(Reshape(v, n, 1, nb), n, nb, nb))) }      // sum_{q>p} ecd_pq v_q
+	colsOf := func(v *Node) *Node { return ReduceSum(Mul(ecd, BroadcastToDims(Reshape(v, n, nb, 1), n, nb, nb)), 1) } // sum_{p<q} ecd_pq v_p
 	per := func(v *Node) *Node { return BroadcastToDims(InsertAxes(v, -1), n, nb, bs) }                               // [N, B] -> [N, B, b]
 	// The cross-block part of each marginal, [N, B, b].
 	cross := &marginals{rowMass: Mul(e, per(rowsOf(fSum))), colMass: Mul(f, per(colsOf(eSum)))}
