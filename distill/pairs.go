@@ -252,7 +252,7 @@ func blockMarginals(lz, z, ew, delta *Node, m int, cross *marginals) marginals {
 // sumRows sums x [N, B, b, b] over axis 2: [N, B, b]. On the go backend as a batched product
 // with a row of ones (its reductions walk an index iterator per value; see layers.SumLastAxis).
 func sumRows(x *Node) *Node {
-	if x.Graph().Backend().String() != "go" {
+	if !layers.GoBackend(x.Graph()) {
 		return ReduceSum(x, 2)
 	}
 	d := x.Shape().Dimensions

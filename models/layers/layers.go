@@ -46,7 +46,7 @@ const goSmallMatmulFlops = 4 << 20
 
 // goSmall reports whether a product of the given sizes runs on the go backend's small kernels.
 func goSmall(g *Graph, batch, rows, k, m int) bool {
-	return splitsForCores(g) && batch*rows*k*m < goSmallMatmulFlops
+	return GoBackend(g) && batch*rows*k*m < goSmallMatmulFlops
 }
 
 // goSmallInputOutputs reports whether x [rows, in] @ W^T with W [out, in] is faster on the go
@@ -96,7 +96,7 @@ func RMSNorm(weight, x *Node, eps float64) *Node {
 // float32, each with the add that makes its input, 0.60 -> 0.23 ms). Other backends and
 // non-float dtypes get ReduceSum.
 func SumLastAxis(x *Node, keep bool) *Node {
-	if x.Rank() < 1 || !x.DType().IsFloat() || x.DType().IsHalfPrecision() || !splitsForCores(x.Graph()) {
+	if x.Rank() < 1 || !x.DType().IsFloat() || x.DType().IsHalfPrecision() || !GoBackend(x.Graph()) {
 		if keep {
 			return ReduceAndKeep(x, ReduceSum, -1)
 		}
@@ -226,17 +226,18 @@ const MaskedScore = -1e30
 // result is the same). The blocks' outputs are concatenated.
 func Attention(q, k, v, bias *Node, causal bool) *Node {
 	parts := 1
-	if splitsForCores(q.Graph()) {
+	if GoBackend(q.Graph()) {
 		parts = attentionParts(q.Shape().Dimensions[1], causal)
 	}
 	return attentionBlocks(q, k, v, bias, causal, parts)
 }
 
-// splitsForCores reports whether the graph's backend is the pure-Go one, whose op executor runs
-// independent chains of ops on separate cores while most of its kernels are single-threaded:
-// Attention's blocks and RowBlocks are for it. Other backends (XLA) schedule and fuse on
-// their own and get the plain graph.
-func splitsForCores(g *Graph) bool { return g.Backend().String() == "go" }
+// GoBackend reports whether the graph's backend is the pure-Go one, whose op executor runs
+// independent chains of ops on separate cores while most of its kernels are single-threaded, and
+// whose reductions and small matmuls have the layouts chosen here (SumLastAxis, Linear's
+// Transpose(W)): Attention's blocks and RowBlocks are for it too. Other backends (XLA) schedule
+// and fuse on their own and get the plain graph.
+func GoBackend(g *Graph) bool { return g.Backend().String() == "go" }
 
 // attentionParts is the number of query-row blocks Attention cuts Sq rows into: none below
 // 128 rows (graphs of small models, decoding), 2 (one per core on the project's machines)
@@ -412,7 +413,7 @@ const rowBlocksMinValues = 1 << 16
 // positions: 0.040 -> 0.036 s per step).
 func RowBlocks(fn func(in []*Node) []*Node, inputs ...*Node) []*Node {
 	l := inputs[0].Shape().Dimensions[1]
-	if l < 128 || inputs[0].Shape().Size() < rowBlocksMinValues || !splitsForCores(inputs[0].Graph()) {
+	if l < 128 || inputs[0].Shape().Size() < rowBlocksMinValues || !GoBackend(inputs[0].Graph()) {
 		return fn(inputs)
 	}
 	var blocks [][]*Node
