@@ -35,6 +35,9 @@ func Losses(student, teacher *tinyllava.Model, obj Objective, samples []Sample, 
 			return nil, err
 		}
 	}
+	if err := sg.prepareTwins(); err != nil {
+		return nil, err
+	}
 	execs := map[graphKey]*Exec{}
 	var out []SampleLoss
 	for start := 0; start < len(samples); start += batch {
@@ -61,7 +64,7 @@ func Losses(student, teacher *tinyllava.Model, obj Objective, samples []Sample, 
 		}
 		args := student.ParamArgs()
 		if sg.needTeacher() {
-			args = append(args, teacher.ParamArgs()...)
+			args = append(args, sg.teacherArgs()...)
 		}
 		args = append(args, p.Student.Args(student.Config)...)
 		if sg.needTeacher() {

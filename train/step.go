@@ -8,6 +8,7 @@ import (
 
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/switchkd/switchkd/distill"
 	"github.com/switchkd/switchkd/models/layers"
@@ -121,6 +122,49 @@ type stepGraph struct {
 	obj              Objective
 	trainable        []string // student parameter names that get gradients, sorted
 	unfusedGrads     bool     // tests: keep GoMLX's gradients as built (no ScatterIntoSum)
+	// The frozen teacher's matrices that also enter the graph transposed (prepareTwins), and
+	// those transposes, on the backend.
+	twins    []string
+	twinArgs []any
+}
+
+// twinMaxSize caps the matrices that get a prepared transpose (elements): the small products
+// whose layout matters on the go backend; the large ones run the packed kernel either way.
+const twinMaxSize = 1 << 18
+
+// prepareTwins makes, once, the transposes of the teacher's matrices that the go backend would
+// otherwise transpose in every step (Linear's fast layout for small products, see
+// layers.SetTransposed): rank-2 ".weight" parameters of at most twinMaxSize elements.
+func (s *stepGraph) prepareTwins() error {
+	s.twins, s.twinArgs = nil, nil
+	if !s.needTeacher() || !layers.IsGoBackend(s.teacher.Backend) {
+		return nil
+	}
+	for _, n := range s.teacher.Params.Used {
+		x := s.teacher.Params.T[n]
+		if x == nil || x.Rank() != 2 || x.DType() != dtypes.Float32 || x.Size() > twinMaxSize || !strings.HasSuffix(n, ".weight") {
+			continue
+		}
+		rows, cols := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
+		src := tensors.MustCopyFlatData[float32](x)
+		dst := make([]float32, len(src))
+		for i := range rows {
+			for j := range cols {
+				dst[j*rows+i] = src[i*cols+j]
+			}
+		}
+		t := tensors.FromFlatDataAndDimensions(dst, cols, rows)
+		if err := t.ToDevice(s.teacher.Backend, 0); err != nil {
+			return fmt.Errorf("moving the transpose of %s to the backend: %w", n, err)
+		}
+		s.twins, s.twinArgs = append(s.twins, n), append(s.twinArgs, t)
+	}
+	return nil
+}
+
+// teacherArgs are the teacher's graph inputs: its used parameters, then the prepared transposes.
+func (s *stepGraph) teacherArgs() []any {
+	return append(s.teacher.ParamArgs(), s.twinArgs...)
 }
 
 func (s *stepGraph) needTeacher() bool {
@@ -138,7 +182,7 @@ type terms struct {
 }
 
 // forward builds the three forward passes and the per-position terms. Inputs: student params
-// (Used order), teacher params (Used order, if needed), student batch, teacher batch (if
+// (Used order), teacher params (Used order, then the prepared transposes, if needed), student batch, teacher batch (if
 // needed), then CEPos, CETargets, CEWeights, ceScale, [KDStudent, KDTeacher, KDWeights, kdScale].
 // grad says whether the graph will be differentiated (the student and the switch path then use
 // ops whose gradients need no recomputation).
@@ -160,13 +204,16 @@ func (s *stepGraph) forward(in []*Node, key graphKey, grad bool) terms {
 		// an Identity, which the go backend executes as a copy of every teacher weight, every
 		// step.)
 		wt = tinyllava.Weights(tNames, in[:len(tNames)])
+		for i, n := range s.twins {
+			layers.SetTransposed(wt(n), in[len(tNames)+i])
+		}
 		// The teacher's own forward uses the same ops as the switch path through it, so equal
 		// vision towers give exactly equal logits (a zero VSD term).
 		tc = s.teacher.Config
 		if grad && s.useVSD() {
 			tc = tc.Differentiable()
 		}
-		in = in[len(tNames):]
+		in = in[len(tNames)+len(s.twins):]
 	}
 	sb, rest := tinyllava.BatchInputs(in, sHasImg)
 	var tb tinyllava.BatchNodes

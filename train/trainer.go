@@ -256,7 +256,7 @@ func (t *Trainer) pairGrads(c *compiled, p *Pair, ceScale, kdScale float64) ([]*
 	}
 	args := t.Student.ParamArgs()
 	if c.teacher {
-		args = append(args, t.Teacher.ParamArgs()...)
+		args = append(args, c.sg.teacherArgs()...)
 	}
 	args = append(args, p.Student.Args(t.Student.Config)...)
 	if c.teacher {
@@ -291,6 +291,9 @@ func (t *Trainer) newStepGraph(st Stage) (*compiled, error) {
 	sg := &stepGraph{student: t.Student, teacher: t.Teacher, obj: st.Objective, trainable: trainableNames(t.Student, mods)}
 	if len(sg.trainable) == 0 {
 		return nil, fmt.Errorf("stage %q: the trained modules %v hold no parameters the model uses", st.Name, st.Train)
+	}
+	if err := sg.prepareTwins(); err != nil {
+		return nil, err
 	}
 	c := &compiled{sg: sg, teacher: sg.needTeacher(), grad: map[graphKey]*Exec{}}
 	var err error

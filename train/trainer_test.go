@@ -426,3 +426,88 @@ func tensorValues(x *tensors.Tensor) []float64 {
 	}
 	return out
 }
+
+// The frozen teacher's matrices enter the step graph with their transposes prepared once
+// (stepGraph.prepareTwins): no Transpose of a teacher weight is left in the graph, and the
+// gradients and term sums equal those of the graph that transposes the weights itself.
+func TestTeacherTransposesPrepared(t *testing.T) {
+	tr, student, c, p, _ := stepSetup(t)
+	if len(c.sg.twins) == 0 {
+		t.Fatal("no teacher matrix got a prepared transpose on the go backend")
+	}
+	nT := len(tr.Teacher.Params.Used)
+	nS := len(student.Params.Used)
+	var outs [2][]*tensors.Tensor
+	for k, prepared := range []bool{true, false} {
+		if !prepared {
+			c.sg.twins, c.sg.twinArgs = nil, nil
+		}
+		c.grad = map[graphKey]*Exec{}
+		build := c.sg.build(p.key())
+		transposed := -1
+		e, err := NewExec(student.Backend, func(in []*Node) []*Node {
+			out := build(in)
+			teacher := map[*Node]bool{}
+			for _, n := range in[nS : nS+nT] {
+				teacher[n] = true
+			}
+			transposed = 0
+			seen := map[*Node]bool{}
+			var walk func(n *Node)
+			walk = func(n *Node) {
+				if seen[n] {
+					return
+				}
+				seen[n] = true
+				if n.Type() == NodeTypeTranspose && teacher[n.Inputs()[0]] {
+					transposed++
+				}
+				for _, x := range n.Inputs() {
+					walk(x)
+				}
+			}
+			for _, o := range out {
+				walk(o)
+			}
+			return out
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.grad[p.key()] = e
+		if outs[k], err = tr.pairGrads(c, p, 0.1, 0.1); err != nil {
+			t.Fatal(err)
+		}
+		if prepared && transposed != 0 {
+			t.Errorf("with prepared transposes the step still transposes %d teacher weights", transposed)
+		}
+		if !prepared && transposed == 0 {
+			t.Errorf("without prepared transposes no teacher weight is transposed: the comparison tests nothing")
+		}
+	}
+	for i := range outs[0] {
+		a, b := flat64(outs[0][i]), flat64(outs[1][i])
+		var scale float64
+		for _, x := range b {
+			scale = math.Max(scale, math.Abs(x))
+		}
+		for j := range a {
+			if d := math.Abs(a[j] - b[j]); d > 1e-5*scale+1e-7 {
+				t.Fatalf("output %d[%d]: %g with prepared transposes, %g without", i, j, a[j], b[j])
+			}
+		}
+	}
+}
+
+// flat64 copies a float32 or float64 tensor's values as float64.
+func flat64(x *tensors.Tensor) []float64 {
+	if x.DType() == dtypes.Float64 {
+		return tensors.MustCopyFlatData[float64](x)
+	}
+	f := tensors.MustCopyFlatData[float32](x)
+	out := make([]float64, len(f))
+	for i, v := range f {
+		out[i] = float64(v)
+	}
+	return out
+}

@@ -236,6 +236,81 @@ func TestLinearSmallLayout(t *testing.T) {
 	checkSums(t, "dW", dw, n, k, m, func(o, c, i int) float64 { return wOut[i*n+o] * x[i*k+c] })
 }
 
+// TestLinearTransposedTwin checks Linear with a prepared transpose of W (SetTransposed), for
+// shapes where the go backend would transpose W itself (more rows than inputs) and where it would
+// not (fewer rows): the output and x's gradient against plain sums, the forward product reading
+// the prepared input, x's gradient reading W, and no Transpose node anywhere in the graph.
+func TestLinearTransposedTwin(t *testing.T) {
+	for _, c := range [][3]int{{20, 4, 18}, {3, 40, 24}} {
+		m, k, n := c[0], c[1], c[2]
+		r := rand.New(rand.NewPCG(7, uint64(m)))
+		x, w, bias, wOut := randSlice(r, m*k), randSlice(r, n*k), randSlice(r, n), randSlice(r, m*n)
+		wT := make([]float64, k*n)
+		for o := range n {
+			for i := range k {
+				wT[i*n+o] = w[o*k+i]
+			}
+		}
+		var fwdReadsTwin, dxReadsW bool
+		transposes := -1
+		exec := MustNewExec(engine.MustBackend(""), func(xn, wn, wtn, bn, wo *Node) []*Node {
+			SetTransposed(wn, wtn)
+			y := Linear(xn, wn, bn)
+			for _, nd := range xn.Graph().Nodes() {
+				if nd.Type() == NodeTypeDotGeneral && nd.Inputs()[1] == wtn {
+					fwdReadsTwin = true
+				}
+			}
+			dx := Gradient(ReduceAllSum(Mul(y, wo)), xn)[0]
+			for dx.Type() == NodeTypeReshape {
+				dx = dx.Inputs()[0]
+			}
+			dxReadsW = dx.Type() == NodeTypeDotGeneral && dx.Inputs()[1] == wn
+			transposes = countReachable([]*Node{y, dx}, NodeTypeTranspose)
+			return []*Node{y, dx}
+		})
+		res := exec.MustExec(tensors.FromFlatDataAndDimensions(x, m, k), tensors.FromFlatDataAndDimensions(w, n, k),
+			tensors.FromFlatDataAndDimensions(wT, k, n), tensors.FromFlatDataAndDimensions(bias, n),
+			tensors.FromFlatDataAndDimensions(wOut, m, n))
+		if !fwdReadsTwin || !dxReadsW || transposes != 0 {
+			t.Errorf("%v: forward reads the prepared transpose %v, dx reads W %v, %d Transpose nodes (want true, true, 0)",
+				c, fwdReadsTwin, dxReadsW, transposes)
+		}
+		y, dx := tensors.MustCopyFlatData[float64](res[0]), tensors.MustCopyFlatData[float64](res[1])
+		checkSums(t, "y", y, m, n, k+1, func(i, o, c int) float64 {
+			if c == k {
+				return bias[o]
+			}
+			return x[i*k+c] * w[o*k+c]
+		})
+		checkSums(t, "dx", dx, m, k, n, func(i, c, o int) float64 { return wOut[i*n+o] * w[o*k+c] })
+	}
+}
+
+// countReachable counts the nodes of type typ that the outputs depend on (the graph may also hold
+// nodes that a replaced gradient left unused; the backend never runs those).
+func countReachable(outputs []*Node, typ NodeType) int {
+	seen := map[*Node]bool{}
+	count := 0
+	var walk func(n *Node)
+	walk = func(n *Node) {
+		if seen[n] {
+			return
+		}
+		seen[n] = true
+		if n.Type() == typ {
+			count++
+		}
+		for _, in := range n.Inputs() {
+			walk(in)
+		}
+	}
+	for _, o := range outputs {
+		walk(o)
+	}
+	return count
+}
+
 // checkSums checks got [rows, cols] against sum_j term(r, c, j), j < inner.
 func checkSums(t *testing.T, name string, got []float64, rows, cols, inner int, term func(r, c, j int) float64) {
 	t.Helper()

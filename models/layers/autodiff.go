@@ -267,7 +267,7 @@ func rhsGradient(node, v *Node) *Node {
 
 // lhsGradientThroughTranspose handles C = DotGeneral(A, Transpose(W)) with W a matrix [M, K]
 // and A [..., K] contracting its last axis with axis 0 of Transpose(W) [K, M]: Linear's form
-// on the go backend. GoMLX's gradient dA = dC Transpose(W)^T contracts dC with the transpose's
+// on the go backend. A prepared transpose of W (SetTransposed) counts as Transpose(W). GoMLX's gradient dA = dC Transpose(W)^T contracts dC with the transpose's
 // last axis, the matmul's slow layout for small products; contracting dC [..., M] with W's
 // axis 0 is the same product with W as it is, in the fast layout, and needs no transpose.
 // Anything else returns nil (GoMLX's gradient is kept).
@@ -277,13 +277,15 @@ func lhsGradientThroughTranspose(node, v *Node) *Node {
 		return nil
 	}
 	a, b := node.Inputs()[0], node.Inputs()[1]
-	if d.lhsContracting[0] != a.Rank()-1 || d.rhsContracting[0] != 0 || b.Rank() != 2 ||
-		b.Type() != NodeTypeTranspose || len(b.Inputs()) != 1 {
+	if d.lhsContracting[0] != a.Rank()-1 || d.rhsContracting[0] != 0 || b.Rank() != 2 {
 		return nil
 	}
-	w := b.Inputs()[0]
-	if !isSwap(b) {
-		return nil
+	w := weightOf(b) // a prepared transpose (SetTransposed)
+	if w == nil {
+		if b.Type() != NodeTypeTranspose || len(b.Inputs()) != 1 || !isSwap(b) {
+			return nil
+		}
+		w = b.Inputs()[0]
 	}
 	if v.DType() != w.DType() || v.Shape().Dimensions[v.Rank()-1] != w.Shape().Dimensions[0] {
 		return nil

@@ -26,14 +26,62 @@ type Weights func(name string) *Node
 // On the pure-Go backend a product below its small-matmul threshold runs as x @ Transpose(W)
 // where that is faster (goSmallInputOutputs); the gradient with respect to x then reads W as it
 // is (see the DotGeneral gradient in autodiff.go), so only the forward pays the transpose.
+//
+// A frozen weight may come with its transpose prepared as a graph input (SetTransposed): the
+// product then reads that [in, out] copy, the matmul's fast layout for more than 16 outputs,
+// whatever the sizes, and the gradient with respect to x reads W, so no step transposes it.
 func Linear(x, w, b *Node) *Node {
 	if w.Rank() == 2 {
 		out, in := w.Shape().Dimensions[0], w.Shape().Dimensions[1]
+		if wT := transposedOf(w); wT != nil && out > 16 {
+			return gnn.Dense(x, wT, b, compute.DenseLayoutInputOutputs)
+		}
 		if goSmallInputOutputs(x.Graph(), x.Shape().Size()/in, in, out) {
 			return gnn.Dense(x, Transpose(w, 0, 1), b, compute.DenseLayoutInputOutputs)
 		}
 	}
 	return gnn.Dense(x, w, b, compute.DenseLayoutOutputsInput)
+}
+
+// twinsKey keys the graph state that pairs weights with their prepared transposes.
+type twinsKey struct{}
+
+// twins pairs each weight node W [out, in] with a graph input holding W^T [in, out], both ways.
+type twins struct{ transposed, weight map[*Node]*Node }
+
+// SetTransposed records that wT, a graph input, holds the transpose of the matrix w [out, in]:
+// Linear then reads wT in the forward pass and w in the gradient with respect to its input. For
+// frozen weights (the teacher's), whose transposes are made once on the host instead of every
+// step. w gets no gradient through Linear's forward product (wT is read instead), so only
+// weights that are not differentiated may have one.
+func SetTransposed(w, wT *Node) {
+	if w.Rank() != 2 || wT.Rank() != 2 || w.DType() != wT.DType() ||
+		w.Shape().Dimensions[0] != wT.Shape().Dimensions[1] || w.Shape().Dimensions[1] != wT.Shape().Dimensions[0] {
+		panic(fmt.Sprintf("layers.SetTransposed: %s is not the transpose of %s", wT.Shape(), w.Shape()))
+	}
+	g := w.Graph()
+	t, _ := g.State(twinsKey{}).(*twins)
+	if t == nil {
+		t = &twins{transposed: map[*Node]*Node{}, weight: map[*Node]*Node{}}
+		g.AttachState(twinsKey{}, t)
+	}
+	t.transposed[w], t.weight[wT] = wT, w
+}
+
+// transposedOf returns the prepared transpose of w (SetTransposed), or nil.
+func transposedOf(w *Node) *Node {
+	if t, _ := w.Graph().State(twinsKey{}).(*twins); t != nil {
+		return t.transposed[w]
+	}
+	return nil
+}
+
+// weightOf returns the weight whose prepared transpose is wT (SetTransposed), or nil.
+func weightOf(wT *Node) *Node {
+	if t, _ := wT.Graph().State(twinsKey{}).(*twins); t != nil {
+		return t.weight[wT]
+	}
+	return nil
 }
 
 // goSmallMatmulFlops is the size (batch x rows x contracted x columns) below which GoMLX
@@ -237,7 +285,10 @@ func Attention(q, k, v, bias *Node, causal bool) *Node {
 // whose reductions and small matmuls have the layouts chosen here (SumLastAxis, Linear's
 // Transpose(W)): Attention's blocks and RowBlocks are for it too. Other backends (XLA) schedule
 // and fuse on their own and get the plain graph.
-func GoBackend(g *Graph) bool { return g.Backend().String() == "go" }
+func GoBackend(g *Graph) bool { return IsGoBackend(g.Backend()) }
+
+// IsGoBackend reports whether b is GoMLX's pure-Go backend (see GoBackend).
+func IsGoBackend(b compute.Backend) bool { return b.String() == "go" }
 
 // attentionParts is the number of query-row blocks Attention cuts Sq rows into: none below
 // 128 rows (graphs of small models, decoding), 2 (one per core on the project's machines)
