@@ -12,6 +12,7 @@ import (
 
 	"github.com/switchkd/switchkd/distill"
 	"github.com/switchkd/switchkd/models/layers"
+	"github.com/switchkd/switchkd/models/qwen2"
 	"github.com/switchkd/switchkd/models/tinyllava"
 )
 
@@ -126,6 +127,10 @@ type stepGraph struct {
 	// those transposes, on the backend.
 	twins    []string
 	twinArgs []any
+	// Groups of the teacher's matrices read by one layers.LinearsW (each layer's q, k, v) that
+	// enter the graph fused: for each, its transpose [in, sum of outs] and itself [sum, in]
+	// (appended to twinArgs after the single transposes).
+	fused [][]string
 }
 
 // twinMaxSize caps the matrices that get a prepared transpose (elements): the small products
@@ -134,32 +139,80 @@ const twinMaxSize = 1 << 18
 
 // prepareTwins makes, once, the transposes of the teacher's matrices that the go backend would
 // otherwise transpose in every step (Linear's fast layout for small products, see
-// layers.SetTransposed): rank-2 ".weight" parameters of at most twinMaxSize elements.
+// layers.SetTransposed): rank-2 ".weight" parameters of at most twinMaxSize elements. Each
+// decoder layer's q, k and v projections are fused instead (layers.SetFusedTransposed): one
+// product forward and one in the gradient instead of three each.
 func (s *stepGraph) prepareTwins() error {
-	s.twins, s.twinArgs = nil, nil
+	s.twins, s.twinArgs, s.fused = nil, nil, nil
 	if !s.needTeacher() || !layers.IsGoBackend(s.teacher.Backend) {
 		return nil
 	}
-	for _, n := range s.teacher.Params.Used {
+	eligible := func(n string) bool {
 		x := s.teacher.Params.T[n]
-		if x == nil || x.Rank() != 2 || x.DType() != dtypes.Float32 || x.Size() > twinMaxSize || !strings.HasSuffix(n, ".weight") {
-			continue
-		}
-		rows, cols := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
-		src := tensors.MustCopyFlatData[float32](x)
-		dst := make([]float32, len(src))
-		for i := range rows {
-			for j := range cols {
-				dst[j*rows+i] = src[i*cols+j]
+		return x != nil && x.Rank() == 2 && x.DType() == dtypes.Float32 && x.Size() <= twinMaxSize && strings.HasSuffix(n, ".weight")
+	}
+	inFused := map[string]bool{}
+	for i := range s.teacher.Config.Text.NumHiddenLayers {
+		var group []string
+		for _, p := range qwen2.QKVPrefixes(qwen2.LayerPrefix(tinyllava.LLMPrefix, i)) {
+			if n := p + ".weight"; eligible(n) && slices.Contains(s.teacher.Params.Used, n) {
+				group = append(group, n)
 			}
 		}
-		t := tensors.FromFlatDataAndDimensions(dst, cols, rows)
-		if err := t.ToDevice(s.teacher.Backend, 0); err != nil {
-			return fmt.Errorf("moving the transpose of %s to the backend: %w", n, err)
+		if len(group) == 3 {
+			s.fused = append(s.fused, group)
+			for _, n := range group {
+				inFused[n] = true
+			}
 		}
-		s.twins, s.twinArgs = append(s.twins, n), append(s.twinArgs, t)
 	}
+	var args []any
+	add := func(what string, data []float32, dims ...int) error {
+		t := tensors.FromFlatDataAndDimensions(data, dims...)
+		if err := t.ToDevice(s.teacher.Backend, 0); err != nil {
+			return fmt.Errorf("moving %s to the backend: %w", what, err)
+		}
+		args = append(args, t)
+		return nil
+	}
+	for _, n := range s.teacher.Params.Used {
+		if !eligible(n) || inFused[n] {
+			continue
+		}
+		x := s.teacher.Params.T[n]
+		if err := add("the transpose of "+n, transposed(tensors.MustCopyFlatData[float32](x), x.Shape().Dimensions[0]), x.Shape().Dimensions[1], x.Shape().Dimensions[0]); err != nil {
+			return err
+		}
+		s.twins = append(s.twins, n)
+	}
+	for _, group := range s.fused {
+		var w []float32
+		for _, n := range group {
+			w = append(w, tensors.MustCopyFlatData[float32](s.teacher.Params.T[n])...)
+		}
+		in := s.teacher.Params.T[group[0]].Shape().Dimensions[1]
+		rows := len(w) / in
+		if err := add("the fused transpose of "+strings.Join(group, ", "), transposed(w, rows), in, rows); err != nil {
+			return err
+		}
+		if err := add("the fused "+strings.Join(group, ", "), w, rows, in); err != nil {
+			return err
+		}
+	}
+	s.twinArgs = args
 	return nil
+}
+
+// transposed returns the transpose of the row-major matrix x with the given number of rows.
+func transposed(x []float32, rows int) []float32 {
+	cols := len(x) / rows
+	out := make([]float32, len(x))
+	for i := range rows {
+		for j := range cols {
+			out[j*rows+i] = x[i*cols+j]
+		}
+	}
+	return out
 }
 
 // teacherArgs are the teacher's graph inputs: its used parameters, then the prepared transposes.
@@ -204,8 +257,17 @@ func (s *stepGraph) forward(in []*Node, key graphKey, grad bool) terms {
 		// an Identity, which the go backend executes as a copy of every teacher weight, every
 		// step.)
 		wt = tinyllava.Weights(tNames, in[:len(tNames)])
+		twins := in[len(tNames):]
 		for i, n := range s.twins {
-			layers.SetTransposed(wt(n), in[len(tNames)+i])
+			layers.SetTransposed(wt(n), twins[i])
+		}
+		twins = twins[len(s.twins):]
+		for i, group := range s.fused {
+			ws := make([]*Node, len(group))
+			for j, n := range group {
+				ws[j] = wt(n)
+			}
+			layers.SetFusedTransposed(ws, twins[2*i], twins[2*i+1])
 		}
 		// The teacher's own forward uses the same ops as the switch path through it, so equal
 		// vision towers give exactly equal logits (a zero VSD term).
@@ -213,7 +275,7 @@ func (s *stepGraph) forward(in []*Node, key graphKey, grad bool) terms {
 		if grad && s.useVSD() {
 			tc = tc.Differentiable()
 		}
-		in = in[len(tNames)+len(s.twins):]
+		in = in[len(tNames)+len(s.twinArgs):]
 	}
 	sb, rest := tinyllava.BatchInputs(in, sHasImg)
 	var tb tinyllava.BatchNodes

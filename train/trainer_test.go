@@ -427,20 +427,21 @@ func tensorValues(x *tensors.Tensor) []float64 {
 	return out
 }
 
-// The frozen teacher's matrices enter the step graph with their transposes prepared once
-// (stepGraph.prepareTwins): no Transpose of a teacher weight is left in the graph, and the
-// gradients and term sums equal those of the graph that transposes the weights itself.
+// The frozen teacher's matrices enter the step graph with their transposes prepared once, each
+// layer's q, k, v fused (stepGraph.prepareTwins): no Transpose of a teacher weight is left in the
+// graph, and the gradients and term sums equal those of the graph that transposes the weights
+// itself and projects q, k, v apart.
 func TestTeacherTransposesPrepared(t *testing.T) {
 	tr, student, c, p, _ := stepSetup(t)
-	if len(c.sg.twins) == 0 {
-		t.Fatal("no teacher matrix got a prepared transpose on the go backend")
+	if len(c.sg.twins) == 0 || len(c.sg.fused) != tr.Teacher.Config.Text.NumHiddenLayers {
+		t.Fatalf("prepared transposes of %d teacher matrices and %d fused q/k/v groups, want some and one per layer", len(c.sg.twins), len(c.sg.fused))
 	}
 	nT := len(tr.Teacher.Params.Used)
 	nS := len(student.Params.Used)
 	var outs [2][]*tensors.Tensor
 	for k, prepared := range []bool{true, false} {
 		if !prepared {
-			c.sg.twins, c.sg.twinArgs = nil, nil
+			c.sg.twins, c.sg.twinArgs, c.sg.fused = nil, nil, nil
 		}
 		c.grad = map[graphKey]*Exec{}
 		build := c.sg.build(p.key())

@@ -287,6 +287,96 @@ func TestLinearTransposedTwin(t *testing.T) {
 	}
 }
 
+// TestLinearsWFused checks LinearsW with a prepared fused transpose (SetFusedTransposed) of three
+// weights (biases included) against plain sums: each output and x's gradient through all three,
+// the forward as one product reading the fused transpose, x's gradient as one product reading
+// the fused weights, and neither a Pad nor a Transpose that the results depend on (the slices'
+// zero-padded gradients became one concatenation, padsToConcat).
+func TestLinearsWFused(t *testing.T) {
+	const m, k = 6, 5
+	outs := []int{20, 17, 17}
+	r := rand.New(rand.NewPCG(11, 12))
+	x := randSlice(r, m*k)
+	tot := 0
+	for _, o := range outs {
+		tot += o
+	}
+	ws, bs, wOut := make([][]float64, 3), make([][]float64, 3), make([][]float64, 3)
+	fused, fusedT := make([]float64, tot*k), make([]float64, k*tot)
+	at := 0
+	for i, o := range outs {
+		ws[i], bs[i], wOut[i] = randSlice(r, o*k), randSlice(r, o), randSlice(r, m*o)
+		for a := range o {
+			for c := range k {
+				fused[(at+a)*k+c] = ws[i][a*k+c]
+				fusedT[c*tot+at+a] = ws[i][a*k+c]
+			}
+		}
+		at += o
+	}
+	var products, pads, transposes int
+	var dxReadsFused bool
+	exec := MustNewExec(engine.MustBackend(""), func(in []*Node) []*Node {
+		xn, fT, f := in[0], in[1], in[2]
+		names := []string{"a", "b", "c"}
+		idx := map[string]*Node{}
+		for i, n := range names {
+			idx[n+".weight"], idx[n+".bias"] = in[3+i], in[6+i]
+		}
+		SetFusedTransposed([]*Node{idx["a.weight"], idx["b.weight"], idx["c.weight"]}, fT, f)
+		ys := LinearsW(func(name string) *Node { return idx[name] }, xn, true, names...)
+		for _, nd := range xn.Graph().Nodes() {
+			if nd.Type() == NodeTypeDotGeneral {
+				products++
+			}
+		}
+		loss := ReduceAllSum(Mul(ys[0], in[9]))
+		loss = Add(loss, ReduceAllSum(Mul(ys[1], in[10])))
+		loss = Add(loss, ReduceAllSum(Mul(ys[2], in[11])))
+		dx := Gradient(loss, xn)[0]
+		for dx.Type() == NodeTypeReshape {
+			dx = dx.Inputs()[0]
+		}
+		dxReadsFused = dx.Type() == NodeTypeDotGeneral && dx.Inputs()[1] == f
+		res := append(ys, dx)
+		pads, transposes = countReachable(res, NodeTypePad), countReachable(res, NodeTypeTranspose)
+		return res
+	})
+	args := []any{tensors.FromFlatDataAndDimensions(x, m, k), tensors.FromFlatDataAndDimensions(fusedT, k, tot),
+		tensors.FromFlatDataAndDimensions(fused, tot, k)}
+	for i, o := range outs {
+		args = append(args, tensors.FromFlatDataAndDimensions(ws[i], o, k))
+	}
+	for i, o := range outs {
+		args = append(args, tensors.FromFlatDataAndDimensions(bs[i], o))
+	}
+	for i, o := range outs {
+		args = append(args, tensors.FromFlatDataAndDimensions(wOut[i], m, o))
+	}
+	res := exec.MustExec(args...)
+	if products != 1 || !dxReadsFused || pads != 0 || transposes != 0 {
+		t.Errorf("forward products %d (want 1), dx reads the fused weights %v, %d pads and %d transposes (want 0)",
+			products, dxReadsFused, pads, transposes)
+	}
+	for i, o := range outs {
+		y := tensors.MustCopyFlatData[float64](res[i])
+		checkSums(t, fmt.Sprintf("y%d", i), y, m, o, k+1, func(a, b, c int) float64 {
+			if c == k {
+				return bs[i][b]
+			}
+			return x[a*k+c] * ws[i][b*k+c]
+		})
+	}
+	dx := tensors.MustCopyFlatData[float64](res[3])
+	checkSums(t, "dx", dx, m, k, 3*tot, func(a, c, j int) float64 {
+		i, b := j/tot, j%tot
+		if b >= outs[i] {
+			return 0
+		}
+		return wOut[i][a*outs[i]+b] * ws[i][b*k+c]
+	})
+}
+
 // countReachable counts the nodes of type typ that the outputs depend on (the graph may also hold
 // nodes that a replaced gradient left unused; the backend never runs those).
 func countReachable(outputs []*Node, typ NodeType) int {

@@ -26,6 +26,9 @@ import (
 func init() {
 	orig := VJPRegistration[NodeTypeDotGeneral]
 	VJPRegistration[NodeTypeDotGeneral] = func(node *Node, vjpOutputs []*Node, outputShape shapes.Shape) []*Node {
+		if len(vjpOutputs) == 1 && vjpOutputs[0] != nil {
+			vjpOutputs = []*Node{padsToConcat(vjpOutputs[0])}
+		}
 		grads := orig(node, vjpOutputs, outputShape)
 		if len(grads) == 2 && len(vjpOutputs) == 1 {
 			if g := lhsGradientThroughTranspose(node, vjpOutputs[0]); g != nil {
@@ -52,6 +55,94 @@ func init() {
 		}
 		return grads
 	}
+}
+
+var padAxisRE = regexp.MustCompile(`\{Start:(-?\d+) End:(-?\d+) Interior:(-?\d+)\}`)
+
+// padsToConcat returns Concatenate(parts, axis) when v is a sum of zero Pads of the parts that
+// tile one axis (under a Reshape that keeps v's last axis, the Reshape of that), else v. It is
+// how GoMLX builds the gradient of outputs sliced from one product (LinearsW's fused q, k, v):
+// each slice's gradient padded with zeros to the full width, then summed. A concatenation is
+// the same values (up to the sign of zeros) and one copy instead of a pass per part over the
+// whole width; the go backend's pads and broadcasting sums walk an index iterator per value.
+func padsToConcat(v *Node) *Node {
+	if v.Type() == NodeTypeReshape && len(v.Inputs()) == 1 {
+		in := v.Inputs()[0]
+		if in.Rank() == 0 || v.Rank() == 0 || in.Shape().Dimensions[in.Rank()-1] != v.Shape().Dimensions[v.Rank()-1] {
+			return v
+		}
+		if c := padsToConcat(in); c != in {
+			return Reshape(c, v.Shape().Dimensions...)
+		}
+		return v
+	}
+	if v.Type() != NodeTypeAdd {
+		return v
+	}
+	var leaves []*Node
+	var collect func(n *Node) bool
+	collect = func(n *Node) bool {
+		switch {
+		case n.Type() == NodeTypeAdd && len(n.Inputs()) == 2 && n.Shape().Equal(v.Shape()):
+			return collect(n.Inputs()[0]) && collect(n.Inputs()[1])
+		case n.Type() == NodeTypePad && len(n.Inputs()) == 2 && n.Shape().Equal(v.Shape()):
+			leaves = append(leaves, n)
+			return true
+		}
+		return false
+	}
+	if !collect(v) || len(leaves) < 2 {
+		return v
+	}
+	type part struct {
+		start int
+		x     *Node
+	}
+	parts := make([]part, len(leaves))
+	axis := -1
+	for i, leaf := range leaves {
+		fill := leaf.Inputs()[1]
+		if fill.Type() != NodeTypeConstant || fill.Rank() != 0 || !strings.Contains(fill.String(), "): 0)") {
+			return v
+		}
+		cfg := padAxisRE.FindAllStringSubmatch(leaf.String(), -1)
+		if len(cfg) != v.Rank() {
+			return v
+		}
+		padded := -1
+		for ax, m := range cfg {
+			start, _ := strconv.Atoi(m[1])
+			end, _ := strconv.Atoi(m[2])
+			if m[3] != "0" || start < 0 || end < 0 {
+				return v
+			}
+			if start == 0 && end == 0 {
+				continue
+			}
+			if padded >= 0 {
+				return v
+			}
+			padded, parts[i] = ax, part{start, leaf.Inputs()[0]}
+		}
+		if padded < 0 || (axis >= 0 && padded != axis) {
+			return v
+		}
+		axis = padded
+	}
+	slices.SortFunc(parts, func(a, b part) int { return a.start - b.start })
+	xs := make([]*Node, len(parts))
+	at := 0
+	for i, p := range parts {
+		if p.start != at {
+			return v
+		}
+		at += p.x.Shape().Dimensions[axis]
+		xs[i] = p.x
+	}
+	if at != v.Shape().Dimensions[axis] {
+		return v
+	}
+	return Concatenate(xs, axis)
 }
 
 // cancelTransposePair returns u when x = Transpose(Transpose(u, p), q) and the two permutations

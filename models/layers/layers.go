@@ -8,6 +8,7 @@ package layers
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
@@ -47,7 +48,10 @@ func Linear(x, w, b *Node) *Node {
 type twinsKey struct{}
 
 // twins pairs each weight node W [out, in] with a graph input holding W^T [in, out], both ways.
-type twins struct{ transposed, weight map[*Node]*Node }
+type twins struct {
+	transposed, weight map[*Node]*Node
+	fused              map[*Node]fusedTwin // by the first weight
+}
 
 // SetTransposed records that wT, a graph input, holds the transpose of the matrix w [out, in]:
 // Linear then reads wT in the forward pass and w in the gradient with respect to its input. For
@@ -66,6 +70,61 @@ func SetTransposed(w, wT *Node) {
 		g.AttachState(twinsKey{}, t)
 	}
 	t.transposed[w], t.weight[wT] = wT, w
+}
+
+// SetFusedTransposed records that wT, a graph input [in, out_1 + ... + out_n], holds the
+// transpose of the matrices ws [out_i, in] concatenated along their outputs, and w, a graph
+// input, that concatenation itself: LinearsW over those weights is then one product with wT,
+// and its gradient with respect to the input one product with w. For frozen weights only (see
+// SetTransposed).
+func SetFusedTransposed(ws []*Node, wT, w *Node) {
+	if len(ws) < 2 {
+		panic("layers.SetFusedTransposed: fewer than two weights")
+	}
+	outs := 0
+	for _, x := range ws {
+		if x.Rank() != 2 || x.Shape().Dimensions[1] != ws[0].Shape().Dimensions[1] || x.DType() != wT.DType() {
+			panic(fmt.Sprintf("layers.SetFusedTransposed: %s does not fit %s", x.Shape(), ws[0].Shape()))
+		}
+		outs += x.Shape().Dimensions[0]
+	}
+	in := ws[0].Shape().Dimensions[1]
+	if wT.Rank() != 2 || wT.Shape().Dimensions[0] != in || wT.Shape().Dimensions[1] != outs ||
+		!w.Shape().Equal(shapes.Make(wT.DType(), outs, in)) {
+		panic(fmt.Sprintf("layers.SetFusedTransposed: %s and %s are not the fused %d x %d weights", wT.Shape(), w.Shape(), outs, in))
+	}
+	g := w.Graph()
+	t, _ := g.State(twinsKey{}).(*twins)
+	if t == nil {
+		t = &twins{transposed: map[*Node]*Node{}, weight: map[*Node]*Node{}}
+		g.AttachState(twinsKey{}, t)
+	}
+	if t.fused == nil {
+		t.fused = map[*Node]fusedTwin{}
+	}
+	t.fused[ws[0]] = fusedTwin{ws: slices.Clone(ws), wT: wT}
+	t.weight[wT] = w
+}
+
+// fusedTwin is a prepared fused transpose (SetFusedTransposed).
+type fusedTwin struct {
+	ws []*Node
+	wT *Node
+}
+
+// fusedOf returns the prepared fused transpose of exactly ws, in that order, or nil.
+func fusedOf(ws []*Node) *Node {
+	if len(ws) == 0 {
+		return nil
+	}
+	t, _ := ws[0].Graph().State(twinsKey{}).(*twins)
+	if t == nil || t.fused == nil {
+		return nil
+	}
+	if f, ok := t.fused[ws[0]]; ok && slices.Equal(f.ws, ws) {
+		return f.wT
+	}
+	return nil
 }
 
 // transposedOf returns the prepared transpose of w (SetTransposed), or nil.
@@ -121,6 +180,41 @@ func LinearW(w Weights, prefix string, x *Node, withBias bool) *Node {
 		b = w(prefix + ".bias")
 	}
 	return Linear(x, w(prefix+".weight"), b)
+}
+
+// LinearsW is LinearW for each prefix over the same input x. When their weights have a prepared
+// fused transpose (SetFusedTransposed), it is one product with the concatenated weights, split
+// into the outputs; the gradient with respect to x is then one product too (the split's
+// gradient is a concatenation, see padsToConcat).
+func LinearsW(w Weights, x *Node, withBias bool, prefixes ...string) []*Node {
+	ws := make([]*Node, len(prefixes))
+	bs := make([]*Node, len(prefixes))
+	for i, p := range prefixes {
+		ws[i] = w(p + ".weight")
+		if withBias {
+			bs[i] = w(p + ".bias")
+		}
+	}
+	out := make([]*Node, len(ws))
+	f := fusedOf(ws)
+	if f == nil {
+		for i := range ws {
+			out[i] = Linear(x, ws[i], bs[i])
+		}
+		return out
+	}
+	var b *Node
+	if withBias {
+		b = Concatenate(bs, 0)
+	}
+	y := gnn.Dense(x, f, b, compute.DenseLayoutInputOutputs)
+	at := 0
+	for i, wi := range ws {
+		n := wi.Shape().Dimensions[0]
+		out[i] = SliceAxis(y, -1, AxisRange(at, at+n))
+		at += n
+	}
+	return out
 }
 
 // LayerNorm over the last axis with weight and bias, as torch.nn.LayerNorm.

@@ -179,14 +179,19 @@ func Rotary(c Config, positions *Node) (cos, sin *Node) {
 // projectQKV is input_layernorm, the q, k, v projections ([B, L, heads, head dim]) and RoPE on q
 // and k.
 func projectQKV(w layers.Weights, p string, c Config, x, cos, sin *Node) []*Node {
-	a := p + "self_attn."
 	h := layers.RMSNorm(w(p+"input_layernorm.weight"), x, c.RMSNormEps)
 	d := h.Shape().Dimensions
-	proj := func(name string, heads int) *Node {
-		return Reshape(layers.LinearW(w, a+name, h, true), d[0], d[1], heads, c.HeadDim())
-	}
-	q, k := proj("q_proj", c.NumAttentionHeads), proj("k_proj", c.NumKeyValueHeads)
-	return []*Node{layers.ApplyRotary(q, cos, sin), layers.ApplyRotary(k, cos, sin), proj("v_proj", c.NumKeyValueHeads)}
+	ys := layers.LinearsW(w, h, true, QKVPrefixes(p)...)
+	heads := func(y *Node, n int) *Node { return Reshape(y, d[0], d[1], n, c.HeadDim()) }
+	q, k := heads(ys[0], c.NumAttentionHeads), heads(ys[1], c.NumKeyValueHeads)
+	return []*Node{layers.ApplyRotary(q, cos, sin), layers.ApplyRotary(k, cos, sin), heads(ys[2], c.NumKeyValueHeads)}
+}
+
+// QKVPrefixes are the name prefixes of layer prefix p's q, k and v projections, in the order
+// projectQKV reads them (layers.LinearsW: a prepared fused transpose must follow it).
+func QKVPrefixes(p string) []string {
+	a := p + "self_attn."
+	return []string{a + "q_proj", a + "k_proj", a + "v_proj"}
 }
 
 // postAttention adds o_proj(o) to x and returns it with post_attention_layernorm of the sum.
