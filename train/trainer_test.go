@@ -13,6 +13,7 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/switchkd/switchkd/engine"
+	"github.com/switchkd/switchkd/models/layers"
 	"github.com/switchkd/switchkd/models/tinyllava"
 )
 
@@ -317,21 +318,8 @@ func TestTiedEmbeddingGradientIsOneScatter(t *testing.T) {
 	var grads [2][]*tensors.Tensor
 	for k, unfused := range []bool{false, true} {
 		c.sg.unfusedGrads = unfused
-		c.grad = map[graphKey]*Exec{}
-		build := c.sg.build(p.key())
 		var typ NodeType
-		e, err := NewExec(student.Backend, func(in []*Node) []*Node {
-			out := build(in)
-			typ = out[embed].Type()
-			return out
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.grad[p.key()] = e
-		if grads[k], err = tr.pairGrads(c, p, 0.1, 0.1); err != nil {
-			t.Fatal(err)
-		}
+		grads[k] = gradsThrough(t, tr, c, p, func(_, out []*Node) { typ = out[embed].Type() })
 		if want := map[bool]NodeType{false: NodeTypeScatterSum, true: NodeTypeAdd}[unfused]; typ != want {
 			t.Fatalf("unfused=%v: embedding gradient is a %s node, want %s", unfused, typ, want)
 		}
@@ -443,42 +431,16 @@ func TestTeacherTransposesPrepared(t *testing.T) {
 		if !prepared {
 			c.sg.twins, c.sg.twinArgs, c.sg.fused = nil, nil, nil
 		}
-		c.grad = map[graphKey]*Exec{}
-		build := c.sg.build(p.key())
 		transposed := -1
-		e, err := NewExec(student.Backend, func(in []*Node) []*Node {
-			out := build(in)
+		outs[k] = gradsThrough(t, tr, c, p, func(in, out []*Node) {
 			teacher := map[*Node]bool{}
 			for _, n := range in[nS : nS+nT] {
 				teacher[n] = true
 			}
-			transposed = 0
-			seen := map[*Node]bool{}
-			var walk func(n *Node)
-			walk = func(n *Node) {
-				if seen[n] {
-					return
-				}
-				seen[n] = true
-				if n.Type() == NodeTypeTranspose && teacher[n.Inputs()[0]] {
-					transposed++
-				}
-				for _, x := range n.Inputs() {
-					walk(x)
-				}
-			}
-			for _, o := range out {
-				walk(o)
-			}
-			return out
+			transposed = layers.CountReachable(out, func(n *Node) bool {
+				return n.Type() == NodeTypeTranspose && teacher[n.Inputs()[0]]
+			})
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.grad[p.key()] = e
-		if outs[k], err = tr.pairGrads(c, p, 0.1, 0.1); err != nil {
-			t.Fatal(err)
-		}
 		if prepared && transposed != 0 {
 			t.Errorf("with prepared transposes the step still transposes %d teacher weights", transposed)
 		}
@@ -511,4 +473,26 @@ func flat64(x *tensors.Tensor) []float64 {
 		out[i] = float64(v)
 	}
 	return out
+}
+
+// gradsThrough runs c's gradient graph for p (scales 0.1), calling inspect with the graph's
+// inputs and outputs while it is built.
+func gradsThrough(t *testing.T, tr *Trainer, c *compiled, p *Pair, inspect func(in, out []*Node)) []*tensors.Tensor {
+	t.Helper()
+	c.grad = map[graphKey]*Exec{}
+	build := c.sg.build(p.key())
+	e, err := NewExec(tr.Student.Backend, func(in []*Node) []*Node {
+		out := build(in)
+		inspect(in, out)
+		return out
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.grad[p.key()] = e
+	grads, err := tr.pairGrads(c, p, 0.1, 0.1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return grads
 }

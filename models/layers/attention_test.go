@@ -266,7 +266,7 @@ func TestLinearTransposedTwin(t *testing.T) {
 				dx = dx.Inputs()[0]
 			}
 			dxReadsW = dx.Type() == NodeTypeDotGeneral && dx.Inputs()[1] == wn
-			transposes = countReachable([]*Node{y, dx}, NodeTypeTranspose)
+			transposes = CountReachable([]*Node{y, dx}, isType(NodeTypeTranspose))
 			return []*Node{y, dx}
 		})
 		res := exec.MustExec(tensors.FromFlatDataAndDimensions(x, m, k), tensors.FromFlatDataAndDimensions(w, n, k),
@@ -339,7 +339,7 @@ func TestLinearsWFused(t *testing.T) {
 		}
 		dxReadsFused = dx.Type() == NodeTypeDotGeneral && dx.Inputs()[1] == f
 		res := append(ys, dx)
-		pads, transposes = countReachable(res, NodeTypePad), countReachable(res, NodeTypeTranspose)
+		pads, transposes = CountReachable(res, isType(NodeTypePad)), CountReachable(res, isType(NodeTypeTranspose))
 		return res
 	})
 	args := []any{tensors.FromFlatDataAndDimensions(x, m, k), tensors.FromFlatDataAndDimensions(fusedT, k, tot),
@@ -377,29 +377,8 @@ func TestLinearsWFused(t *testing.T) {
 	})
 }
 
-// countReachable counts the nodes of type typ that the outputs depend on (the graph may also hold
-// nodes that a replaced gradient left unused; the backend never runs those).
-func countReachable(outputs []*Node, typ NodeType) int {
-	seen := map[*Node]bool{}
-	count := 0
-	var walk func(n *Node)
-	walk = func(n *Node) {
-		if seen[n] {
-			return
-		}
-		seen[n] = true
-		if n.Type() == typ {
-			count++
-		}
-		for _, in := range n.Inputs() {
-			walk(in)
-		}
-	}
-	for _, o := range outputs {
-		walk(o)
-	}
-	return count
-}
+// isType matches nodes of one type (CountReachable).
+func isType(typ NodeType) func(*Node) bool { return func(n *Node) bool { return n.Type() == typ } }
 
 // checkSums checks got [rows, cols] against sum_j term(r, c, j), j < inner.
 func checkSums(t *testing.T, name string, got []float64, rows, cols, inner int, term func(r, c, j int) float64) {

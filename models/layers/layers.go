@@ -127,6 +127,29 @@ func fusedOf(ws []*Node) *Node {
 	return nil
 }
 
+// CountReachable counts the nodes that the outputs depend on (themselves included) for which
+// match is true. A graph may also hold nodes that no output reads (a gradient replaced by the
+// rewrites in autodiff.go leaves its original unused); the backend never runs those, and tests
+// that check which ops a step runs count with this.
+func CountReachable(outputs []*Node, match func(*Node) bool) int {
+	seen := map[*Node]bool{}
+	count := 0
+	stack := slices.Clone(outputs)
+	for len(stack) > 0 {
+		n := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if n == nil || seen[n] {
+			continue
+		}
+		seen[n] = true
+		if match(n) {
+			count++
+		}
+		stack = append(stack, n.Inputs()...)
+	}
+	return count
+}
+
 // transposedOf returns the prepared transpose of w (SetTransposed), or nil.
 func transposedOf(w *Node) *Node {
 	if t, _ := w.Graph().State(twinsKey{}).(*twins); t != nil {
