@@ -235,8 +235,9 @@ type terms struct {
 }
 
 // forward builds the three forward passes and the per-position terms. Inputs: student params
-// (Used order), teacher params (Used order, then the prepared transposes, if needed), student batch, teacher batch (if
-// needed), then CEPos, CETargets, CEWeights, ceScale, [KDStudent, KDTeacher, KDWeights, kdScale].
+// (Used order), teacher params (Used order, then the prepared transposes; if needed), student
+// batch, teacher batch (if needed), then CEPos, CETargets, CEWeights, ceScale, [KDStudent,
+// KDTeacher, KDWeights, kdScale].
 // grad says whether the graph will be differentiated (the student and the switch path then use
 // ops whose gradients need no recomputation).
 func (s *stepGraph) forward(in []*Node, key graphKey, grad bool) terms {

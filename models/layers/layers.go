@@ -63,13 +63,18 @@ func SetTransposed(w, wT *Node) {
 		w.Shape().Dimensions[0] != wT.Shape().Dimensions[1] || w.Shape().Dimensions[1] != wT.Shape().Dimensions[0] {
 		panic(fmt.Sprintf("layers.SetTransposed: %s is not the transpose of %s", wT.Shape(), w.Shape()))
 	}
-	g := w.Graph()
+	t := twinsOf(w.Graph())
+	t.transposed[w], t.weight[wT] = wT, w
+}
+
+// twinsOf returns g's prepared transposes, attaching an empty set the first time.
+func twinsOf(g *Graph) *twins {
 	t, _ := g.State(twinsKey{}).(*twins)
 	if t == nil {
-		t = &twins{transposed: map[*Node]*Node{}, weight: map[*Node]*Node{}}
+		t = &twins{transposed: map[*Node]*Node{}, weight: map[*Node]*Node{}, fused: map[*Node]fusedTwin{}}
 		g.AttachState(twinsKey{}, t)
 	}
-	t.transposed[w], t.weight[wT] = wT, w
+	return t
 }
 
 // SetFusedTransposed records that wT, a graph input [in, out_1 + ... + out_n], holds the
@@ -93,15 +98,7 @@ func SetFusedTransposed(ws []*Node, wT, w *Node) {
 		!w.Shape().Equal(shapes.Make(wT.DType(), outs, in)) {
 		panic(fmt.Sprintf("layers.SetFusedTransposed: %s and %s are not the fused %d x %d weights", wT.Shape(), w.Shape(), outs, in))
 	}
-	g := w.Graph()
-	t, _ := g.State(twinsKey{}).(*twins)
-	if t == nil {
-		t = &twins{transposed: map[*Node]*Node{}, weight: map[*Node]*Node{}}
-		g.AttachState(twinsKey{}, t)
-	}
-	if t.fused == nil {
-		t.fused = map[*Node]fusedTwin{}
-	}
+	t := twinsOf(w.Graph())
 	t.fused[ws[0]] = fusedTwin{ws: slices.Clone(ws), wT: wT}
 	t.weight[wT] = w
 }
@@ -118,7 +115,7 @@ func fusedOf(ws []*Node) *Node {
 		return nil
 	}
 	t, _ := ws[0].Graph().State(twinsKey{}).(*twins)
-	if t == nil || t.fused == nil {
+	if t == nil {
 		return nil
 	}
 	if f, ok := t.fused[ws[0]]; ok && slices.Equal(f.ws, ws) {
