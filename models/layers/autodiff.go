@@ -358,9 +358,10 @@ func rhsGradient(node, v *Node) *Node {
 
 // lhsGradientThroughTranspose handles C = DotGeneral(A, Transpose(W)) with W a matrix [M, K]
 // and A [..., K] contracting its last axis with axis 0 of Transpose(W) [K, M]: Linear's form
-// on the go backend. A prepared transpose of W (SetTransposed) counts as Transpose(W). GoMLX's gradient dA = dC Transpose(W)^T contracts dC with the transpose's
-// last axis, the matmul's slow layout for small products; contracting dC [..., M] with W's
-// axis 0 is the same product with W as it is, in the fast layout, and needs no transpose.
+// on the go backend; a prepared transpose of W (SetTransposed) counts as Transpose(W). GoMLX's
+// gradient dA = dC Transpose(W)^T contracts dC with the transpose's last axis, the matmul's
+// slow layout for small products; contracting dC [..., M] with W's axis 0 is the same product
+// with W as it is, in the fast layout, and needs no transpose.
 // Anything else returns nil (GoMLX's gradient is kept).
 func lhsGradientThroughTranspose(node, v *Node) *Node {
 	d, ok := parseDotGeneral(node)
