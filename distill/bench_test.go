@@ -107,3 +107,66 @@ func BenchmarkTopMIndices(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLossesGivenSelections times the losses of a Switch-KD step as bench-step's losses
+// graph builds them (DBiLD(T, S) + DBiLD(T, W) + BiLD(T, S) + CE, forward and the gradient in S
+// and W; [32, 512] logits) with none, the teacher's, or all three top-64 selections given as
+// graph inputs instead of computed (TopMIndices' per-graph memo filled with parameters): the
+// difference is what the in-graph selections cost.
+//
+//	GOEXPERIMENT=simd go test ./distill/ -run XXX -bench LossesGivenSelections
+func BenchmarkLossesGivenSelections(b *testing.B) {
+	const n, v, m = 32, 512, 64
+	rng := rand.New(rand.NewSource(3))
+	mk := func() *tensors.Tensor {
+		x := make([]float32, n*v)
+		for i := range x {
+			x[i] = float32(rng.NormFloat64() * 3)
+		}
+		return tensors.FromFlatDataAndDimensions(x, n, v)
+	}
+	t, s, w := mk(), mk(), mk()
+	lab := make([]int32, n)
+	mask := make([]float32, n)
+	for i := range lab {
+		lab[i], mask[i] = int32(rng.Intn(v)), 1
+	}
+	// Given selections: valid distinct indices (their values do not change the work).
+	idx := make([]int32, n*m)
+	for i := range idx {
+		idx[i] = int32(i % m * 7)
+	}
+	sel := tensors.FromFlatDataAndDimensions(idx, n, m)
+	for _, given := range []int{0, 1, 3} {
+		b.Run(fmt.Sprintf("given%d", given), func(b *testing.B) {
+			e := MustNewExec(backend(), func(in []*Node) []*Node {
+				t, s, w, lab, mask := in[0], in[1], in[2], in[3], in[4]
+				memo := map[*Node]*Node{}
+				for i, x := range []*Node{t, s, w}[:given] {
+					memo[x] = in[5+i]
+				}
+				t.Graph().AttachState(topMMemoKey{}, memo)
+				o := DefaultDBiLDOptions()
+				loss := ReduceAllSum(DBiLD(t, s, mask, o))
+				loss = Add(loss, ReduceAllSum(DBiLD(t, w, mask, o)))
+				loss = Add(loss, ReduceAllSum(BiLD(t, s, mask, 8, 3)))
+				loss = Add(loss, ReduceAllSum(CE(s, lab, mask)))
+				return Gradient(loss, s, w)
+			})
+			args := []any{t, s, w, tensors.FromFlatDataAndDimensions(lab, n), tensors.FromFlatDataAndDimensions(mask, n)}
+			for range given {
+				args = append(args, sel)
+			}
+			run := func() {
+				for _, o := range e.MustExec(args...) {
+					o.FinalizeAll()
+				}
+			}
+			run()
+			b.ResetTimer()
+			for b.Loop() {
+				run()
+			}
+		})
+	}
+}
