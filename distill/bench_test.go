@@ -25,6 +25,15 @@ func cpuNow() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// randLogits returns [n, v] float32 logits drawn from N(0, scale^2).
+func randLogits(rng *rand.Rand, n, v int, scale float64) *tensors.Tensor {
+	d := make([]float32, n*v)
+	for i := range d {
+		d[i] = float32(rng.NormFloat64() * scale)
+	}
+	return tensors.FromFlatDataAndDimensions(d, n, v)
+}
+
 type benchLoss struct {
 	name string
 	fn   func(t, s, labels, mask *Node) *Node
@@ -43,14 +52,7 @@ var benchLosses = []benchLoss{
 
 func benchLossesAt(b *testing.B, n, v int, which []benchLoss) {
 	rng := rand.New(rand.NewSource(1))
-	mk := func(scale float64) *tensors.Tensor {
-		d := make([]float32, n*v)
-		for i := range d {
-			d[i] = float32(rng.NormFloat64() * scale)
-		}
-		return tensors.FromFlatDataAndDimensions(d, n, v)
-	}
-	tT, sT := mk(3), mk(3)
+	tT, sT := randLogits(rng, n, v, 3), randLogits(rng, n, v, 3)
 	lab := make([]int32, n)
 	mask := make([]float32, n)
 	for i := range lab {
@@ -118,14 +120,7 @@ func BenchmarkTopMIndices(b *testing.B) {
 func BenchmarkLossesGivenSelections(b *testing.B) {
 	const n, v, m = 32, 512, 64
 	rng := rand.New(rand.NewSource(3))
-	mk := func() *tensors.Tensor {
-		x := make([]float32, n*v)
-		for i := range x {
-			x[i] = float32(rng.NormFloat64() * 3)
-		}
-		return tensors.FromFlatDataAndDimensions(x, n, v)
-	}
-	t, s, w := mk(), mk(), mk()
+	t, s, w := randLogits(rng, n, v, 3), randLogits(rng, n, v, 3), randLogits(rng, n, v, 3)
 	lab := make([]int32, n)
 	mask := make([]float32, n)
 	for i := range lab {
